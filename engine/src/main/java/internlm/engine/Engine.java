@@ -1,0 +1,145 @@
+package internlm.engine;
+
+import internlm.engine.cpu.CpuBackend;
+import internlm.engine.generate.Session;
+import internlm.engine.model.Backend;
+import internlm.engine.tokenizer.Tokenizer;
+import internlm.loader.LoadedModel;
+import internlm.loader.ModelConfig;
+import internlm.loader.ModelFormatException;
+import internlm.loader.Progress;
+import internlm.loader.gguf.GgufModelLoader;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashSet;
+import java.util.Set;
+
+/**
+ * A loaded model ready to generate: description, tokenizer, stop tokens and a backend. Create sessions (one per
+ * conversation / request) with {@link #newSession(int)}.
+ */
+public final class Engine implements AutoCloseable {
+    private final LoadedModel model;
+    private final Tokenizer tokenizer;
+    private final Backend backend;
+    private final int[] stopTokens;
+    private final long loadMillis;
+
+    /** How to load. {@code backend}: "cpu", "tornado" or "auto"; {@code threads} ≤ 0 means all cores. */
+    public record Options(String backend, int threads, String device) {
+        public static Options cpu() {
+            return new Options("cpu", 0, null);
+        }
+    }
+
+    private Engine(LoadedModel model, Backend backend, long loadMillis) {
+        this.model = model;
+        this.tokenizer = new Tokenizer(model.vocab());
+        this.backend = backend;
+        this.stopTokens = resolveStops(model, tokenizer);
+        this.loadMillis = loadMillis;
+    }
+
+    /** Loads a model file (GGUF) and prepares the chosen backend. */
+    public static Engine load(Path path, Options options, Progress progress) {
+        long t0 = System.nanoTime();
+        LoadedModel model = loadModel(path, progress);
+        try {
+            Backend backend = createBackend(model, options, progress);
+            return new Engine(model, backend, (System.nanoTime() - t0) / 1_000_000);
+        } catch (RuntimeException | Error e) {
+            model.close();
+            throw e;
+        }
+    }
+
+    public static LoadedModel loadModel(Path path, Progress progress) {
+        if (Files.isDirectory(path)) {
+            throw new ModelFormatException(path, "is a directory; give a GGUF model file");
+        }
+        return GgufModelLoader.load(path, progress);
+    }
+
+    private static Backend createBackend(LoadedModel model, Options options, Progress progress) {
+        String b = options.backend() == null ? "auto" : options.backend();
+        int threads = options.threads() > 0 ? options.threads() : Runtime.getRuntime().availableProcessors();
+        return switch (b) {
+            case "cpu", "auto" -> new CpuBackend(model, threads, progress);
+            default -> throw new IllegalArgumentException("unknown backend '" + b + "' (cpu, tornado, auto)");
+        };
+    }
+
+    /** End-of-generation tokens, found by their text in the vocabulary (never by fixed ids). */
+    private static int[] resolveStops(LoadedModel model, Tokenizer tok) {
+        Set<Integer> ids = new LinkedHashSet<>();
+        int eos = model.vocab().eos();
+        if (eos >= 0) {
+            ids.add(eos);
+        }
+        for (String s : new String[] {"<|im_end|>", "</s>", "<eoa>"}) {
+            int id = tok.tokenId(s);
+            if (id >= 0) {
+                ids.add(id);
+            }
+        }
+        return ids.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    public Session newSession(int contextTokens) {
+        return new Session(this, contextTokens);
+    }
+
+    /** Context length a session gets by default: the model's window, capped at 4096 to keep memory modest. */
+    public int defaultContext() {
+        return Math.min(model.config().contextLength(), 4096);
+    }
+
+    /** The most tokens a sequence may hold: the trained window (more only with dynamic NTK scaling). */
+    public int maxContext() {
+        ModelConfig c = model.config();
+        return c.ropeScaling().type() == ModelConfig.RopeScaling.Type.DYNAMIC ? Integer.MAX_VALUE / 2 : c.contextLength();
+    }
+
+    public LoadedModel model() {
+        return model;
+    }
+
+    public ModelConfig config() {
+        return model.config();
+    }
+
+    public Tokenizer tokenizer() {
+        return tokenizer;
+    }
+
+    public Backend backend() {
+        return backend;
+    }
+
+    public int[] stopTokens() {
+        return stopTokens.clone();
+    }
+
+    public boolean isStop(int token) {
+        for (int s : stopTokens) {
+            if (s == token) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    public long loadMillis() {
+        return loadMillis;
+    }
+
+    @Override
+    public void close() {
+        try {
+            backend.close();
+        } finally {
+            model.close();
+        }
+    }
+}

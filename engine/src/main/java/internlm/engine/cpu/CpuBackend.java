@@ -1,0 +1,342 @@
+package internlm.engine.cpu;
+
+import internlm.engine.model.Backend;
+
+import java.lang.foreign.Arena;
+import internlm.loader.LoadedModel;
+import internlm.loader.ModelConfig;
+import internlm.loader.Progress;
+import internlm.loader.TensorData;
+import internlm.loader.quant.Quants;
+
+/**
+ * The reference backend: the whole forward pass on the CPU with the Java Vector API and all cores. Weights stay in
+ * their stored type (Q8_0/Q4_0 blocks are multiplied as blocks); activations, the KV cache and logits are float.
+ * Several tokens (a prompt) go through together so each weight row is read once per batch.
+ */
+public final class CpuBackend implements Backend {
+    private final ModelConfig c;
+    private final Parallel par;
+    private final TensorData tokenEmbedding;
+    private final float[] outputNorm;
+    private final Weight output;
+    private final Layer[] layers;
+
+    /** One decoder layer's weights. Biases are null when the model has none. */
+    private record Layer(float[] attnNorm, Weight wq, Weight wk, Weight wv, Weight wo,
+                         float[] bq, float[] bk, float[] bv, float[] bo,
+                         float[] ffnNorm, Weight gate, Weight up, Weight down) {}
+
+    public CpuBackend(LoadedModel model, int threads, Progress progress) {
+        this(model, threads, true, progress);
+    }
+
+    /**
+     * @param roundActivations round matmul inputs like llama.cpp does (see {@link ActivationRounding}); false keeps
+     *                         them exact
+     */
+    public CpuBackend(LoadedModel model, int threads, boolean roundActivations, Progress progress) {
+        this.c = model.config();
+        this.roundActivations = roundActivations;
+        this.par = new Parallel(threads);
+        this.arena = Arena.ofShared();
+        try {
+            this.tokenEmbedding = model.tensor("token_embd.weight");
+            this.outputNorm = vector(model.tensor("output_norm.weight"));
+            TensorData out = model.optionalTensor("output.weight");
+            this.output = weight(out != null ? out : tokenEmbedding);
+            this.layers = new Layer[c.layers()];
+            for (int l = 0; l < c.layers(); l++) {
+                String p = "blk." + l + ".";
+                layers[l] = new Layer(
+                        vector(model.tensor(p + "attn_norm.weight")),
+                        weight(model.tensor(p + "attn_q.weight")),
+                        weight(model.tensor(p + "attn_k.weight")),
+                        weight(model.tensor(p + "attn_v.weight")),
+                        weight(model.tensor(p + "attn_output.weight")),
+                        optionalVector(model, p + "attn_q.bias"),
+                        optionalVector(model, p + "attn_k.bias"),
+                        optionalVector(model, p + "attn_v.bias"),
+                        optionalVector(model, p + "attn_output.bias"),
+                        vector(model.tensor(p + "ffn_norm.weight")),
+                        weight(model.tensor(p + "ffn_gate.weight")),
+                        weight(model.tensor(p + "ffn_up.weight")),
+                        weight(model.tensor(p + "ffn_down.weight")));
+            }
+            packAll(progress);
+        } catch (RuntimeException | Error e) {
+            par.close();
+            arena.close();
+            throw e;
+        }
+    }
+
+    private final Arena arena;
+    private final boolean roundActivations;
+    private final float[][] rounded = {new float[0], new float[0], new float[0]};
+    private final java.util.List<Object[]> toPack = new java.util.ArrayList<>();
+
+    private Weight weight(TensorData t) {
+        Weight w = new Weight(t, arena);
+        if (w.needsPacking()) {
+            toPack.add(new Object[] {w, t});
+        }
+        return w;
+    }
+
+    /** Repacks the quantized tensors (all cores), showing progress. */
+    private void packAll(Progress progress) {
+        long total = 0;
+        for (Object[] e : toPack) {
+            total += ((Weight) e[0]).bytes();
+        }
+        long done = 0;
+        for (Object[] e : toPack) {
+            Weight w = (Weight) e[0];
+            TensorData t = (TensorData) e[1];
+            par.forRange(w.rows, 256, (from, to) -> w.pack(t, from, to));
+            done += w.bytes();
+            progress.update("preparing weights for the CPU", done, total);
+        }
+        toPack.clear();
+    }
+
+    private static float[] vector(TensorData t) {
+        float[] v = new float[(int) t.elements()];
+        Quants.dequantize(t.type(), t.data(), 0, v, 0, v.length);
+        return v;
+    }
+
+    private static float[] optionalVector(LoadedModel m, String name) {
+        TensorData t = m.optionalTensor(name);
+        return t == null ? null : vector(t);
+    }
+
+    @Override
+    public String name() {
+        return "cpu";
+    }
+
+    @Override
+    public String description() {
+        return "CPU, " + par.threads() + " thread" + (par.threads() == 1 ? "" : "s") + ", " + VectorKernels.describe();
+    }
+
+    /** Largest number of tokens pushed through the layers at once (longer prompts are split). */
+    public static final int MAX_BATCH = 32;
+
+    /** Per-sequence state: KV cache plus activation buffers for up to MAX_BATCH tokens. */
+    static final class CpuState implements State {
+        final KvCache kv;
+        final float[] x, xb, q, k, v, att, hb, hb2, logitsScratch;
+
+        CpuState(ModelConfig c, int capacity) {
+            kv = new KvCache(c.layers(), c.kvDim(), capacity);
+            int b = MAX_BATCH;
+            x = new float[b * c.dim()];
+            xb = new float[b * Math.max(c.dim(), c.qDim())];
+            q = new float[b * c.qDim()];
+            k = new float[b * c.kvDim()];
+            v = new float[b * c.kvDim()];
+            att = new float[b * c.qDim()];
+            hb = new float[b * c.ffn()];
+            hb2 = new float[b * c.ffn()];
+            logitsScratch = new float[c.vocabSize()];
+        }
+
+        @Override
+        public int capacity() {
+            return kv.capacity;
+        }
+
+        @Override
+        public void close() {
+        }
+    }
+
+    @Override
+    public State newState(int capacity) {
+        return new CpuState(c, capacity);
+    }
+
+    @Override
+    public synchronized void forward(State state, int[] tokens, int n, int pos, double ropeBase, float[] logits) {
+        CpuState s = (CpuState) state;
+        for (int done = 0; done < n; done += MAX_BATCH) {
+            int b = Math.min(MAX_BATCH, n - done);
+            int[] chunk = java.util.Arrays.copyOfRange(tokens, done, done + b);
+            forwardBatch(s, chunk, b, pos + done, ropeBase, done + b == n ? logits : null);
+        }
+    }
+
+    /**
+     * The transformer, B tokens at a time. Reads like the model's definition:
+     * x = embed(token); per layer: x += Wo·attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x));
+     * x += Wdown·(silu(Wgate·norm(x)) ⊙ Wup·norm(x)); logits = Wout·norm(x).
+     */
+    private void forwardBatch(CpuState s, int[] tokens, int B, int pos, double ropeBase, float[] logits) {
+        final int dim = c.dim(), qd = c.qDim(), kvd = c.kvDim(), ffn = c.ffn();
+        s.kv.ensure(pos + B);
+        for (int b = 0; b < B; b++) {
+            if (tokens[b] < 0 || tokens[b] >= c.vocabSize()) {
+                throw new IllegalArgumentException("token id " + tokens[b] + " is outside the vocabulary (0.." + (c.vocabSize() - 1) + ")");
+            }
+            Quants.dequantize(tokenEmbedding.type(), tokenEmbedding.data(), (long) tokens[b] * dim, s.x, b * dim, dim);
+        }
+        for (int l = 0; l < layers.length; l++) {
+            Layer w = layers[l];
+            // attention block
+            for (int b = 0; b < B; b++) {
+                rmsnorm(s.xb, b * dim, s.x, b * dim, w.attnNorm, dim, c.rmsEps());
+            }
+            matmul3(w.wq, s.q, qd, w.wk, s.k, kvd, w.wv, s.v, kvd, s.xb, dim, B);
+            for (int b = 0; b < B; b++) {
+                addBias(s.q, b * qd, w.bq);
+                addBias(s.k, b * kvd, w.bk);
+                addBias(s.v, b * kvd, w.bv);
+                Rope.rotate(s.q, b * qd, c.heads(), c.headDim(), pos + b, ropeBase, c.ropeScaling());
+                Rope.rotate(s.k, b * kvd, c.kvHeads(), c.headDim(), pos + b, ropeBase, c.ropeScaling());
+                System.arraycopy(s.k, b * kvd, s.kv.k[l], (pos + b) * kvd, kvd);
+                System.arraycopy(s.v, b * kvd, s.kv.v[l], (pos + b) * kvd, kvd);
+            }
+            attention(s, l, B, pos);
+            matmul(w.wo, s.att, qd, B, s.xb, dim);
+            for (int b = 0; b < B; b++) {
+                addBias(s.xb, b * dim, w.bo);
+                add(s.x, b * dim, s.xb, b * dim, dim);
+            }
+            // feed-forward block (SwiGLU)
+            for (int b = 0; b < B; b++) {
+                rmsnorm(s.xb, b * dim, s.x, b * dim, w.ffnNorm, dim, c.rmsEps());
+            }
+            matmul3(w.gate, s.hb, ffn, w.up, s.hb2, ffn, null, null, 0, s.xb, dim, B);
+            for (int i = 0; i < B * ffn; i++) {
+                float g = s.hb[i];
+                s.hb[i] = g / (1f + (float) Math.exp(-g)) * s.hb2[i];
+            }
+            matmul(w.down, s.hb, ffn, B, s.xb, dim);
+            for (int b = 0; b < B; b++) {
+                add(s.x, b * dim, s.xb, b * dim, dim);
+            }
+        }
+        if (logits != null) {
+            int last = (B - 1) * dim;
+            rmsnorm(s.xb, 0, s.x, last, outputNorm, dim, c.rmsEps());
+            matmul(output, s.xb, dim, 1, logits, c.vocabSize());
+        }
+    }
+
+    /** Causal grouped-query attention of the batch's queries against the cache; result in s.att. */
+    private void attention(CpuState s, int layer, int B, int pos) {
+        final int hd = c.headDim(), kvd = c.kvDim(), qd = c.qDim(), group = c.groupSize(), heads = c.heads();
+        final float scale = (float) (1.0 / Math.sqrt(hd));
+        final float[] kc = s.kv.k[layer], vc = s.kv.v[layer];
+        par.forRange(B * heads, 1, (from, to) -> {
+            float[] scores = new float[pos + B];
+            for (int task = from; task < to; task++) {
+                int b = task / heads, h = task % heads, g = h / group;
+                int len = pos + b + 1;
+                int qOff = b * qd + h * hd;
+                float max = Float.NEGATIVE_INFINITY;
+                for (int t = 0; t < len; t++) {
+                    float sc = VectorKernels.dot(s.q, qOff, kc, t * kvd + g * hd, hd) * scale;
+                    scores[t] = sc;
+                    max = Math.max(max, sc);
+                }
+                float sum = 0;
+                for (int t = 0; t < len; t++) {
+                    float e = (float) Math.exp(scores[t] - max);
+                    scores[t] = e;
+                    sum += e;
+                }
+                java.util.Arrays.fill(s.att, qOff, qOff + hd, 0f);
+                float inv = 1f / sum;
+                for (int t = 0; t < len; t++) {
+                    VectorKernels.axpy(scores[t] * inv, vc, t * kvd + g * hd, s.att, qOff, hd);
+                }
+            }
+        });
+    }
+
+    /** y[b, 0..rows) = W · x[b] for b &lt; B. */
+    private void matmul(Weight w, float[] x, int xStride, int B, float[] y, int yStride) {
+        float[] xin = input(w, x, xStride, B, 0);
+        par.forRange(w.rows, grain(w.rows, B), (from, to) -> w.matmul(xin, xStride, B, y, yStride, 0, from, to, B > 1 ? new float[w.cols] : null));
+    }
+
+    /**
+     * The input a matrix sees: x itself, or (llama.cpp-compatible mode) x rounded to the grid of the weight type's
+     * dot-product type, in one of two per-backend buffers.
+     */
+    private float[] input(Weight w, float[] x, int xStride, int B, int slot) {
+        if (!roundActivations || !ActivationRounding.applies(w.type)) {
+            return x;
+        }
+        float[] buf = rounded[slot];
+        if (buf.length < B * xStride) {
+            buf = rounded[slot] = new float[B * xStride];
+        }
+        for (int b = 0; b < B; b++) {
+            ActivationRounding.round(w.type, x, b * xStride, w.cols, buf);
+        }
+        return buf;
+    }
+
+    /** Up to three products sharing the same input, in one parallel region (Q/K/V, or gate/up). */
+    private void matmul3(Weight w1, float[] y1, int s1, Weight w2, float[] y2, int s2, Weight w3, float[] y3, int s3,
+                         float[] x, int xStride, int B) {
+        int r1 = w1.rows, r2 = w2.rows, r3 = w3 == null ? 0 : w3.rows;
+        float[] x1 = input(w1, x, xStride, B, 0);
+        float[] x2 = w2.type == w1.type ? x1 : input(w2, x, xStride, B, 1);
+        float[] x3 = w3 == null ? null : w3.type == w1.type ? x1 : w3.type == w2.type ? x2 : input(w3, x, xStride, B, 2);
+        int total = r1 + r2 + r3;
+        par.forRange(total, grain(total, B), (from, to) -> {
+            float[] scratch = B > 1 ? new float[w1.cols] : null;
+            if (from < r1) {
+                w1.matmul(x1, xStride, B, y1, s1, 0, from, Math.min(to, r1), scratch);
+            }
+            if (to > r1 && from < r1 + r2) {
+                w2.matmul(x2, xStride, B, y2, s2, 0, Math.max(from, r1) - r1, Math.min(to, r1 + r2) - r1, scratch);
+            }
+            if (to > r1 + r2) {
+                w3.matmul(x3, xStride, B, y3, s3, 0, Math.max(from, r1 + r2) - r1 - r2, to - r1 - r2, scratch);
+            }
+        });
+    }
+
+    private int grain(int rows, int B) {
+        int perThread = (rows + par.threads() - 1) / par.threads();
+        return Math.max(B > 1 ? 16 : 32, Math.min(256, perThread / 8));
+    }
+
+    static void rmsnorm(float[] out, int outOff, float[] x, int xOff, float[] weight, int n, float eps) {
+        double ss = 0;
+        for (int i = 0; i < n; i++) {
+            ss += (double) x[xOff + i] * x[xOff + i];
+        }
+        float scale = (float) (1.0 / Math.sqrt(ss / n + eps));
+        for (int i = 0; i < n; i++) {
+            out[outOff + i] = x[xOff + i] * scale * weight[i];
+        }
+    }
+
+    private static void addBias(float[] y, int off, float[] bias) {
+        if (bias != null) {
+            for (int i = 0; i < bias.length; i++) {
+                y[off + i] += bias[i];
+            }
+        }
+    }
+
+    private static void add(float[] y, int yOff, float[] x, int xOff, int n) {
+        for (int i = 0; i < n; i++) {
+            y[yOff + i] += x[xOff + i];
+        }
+    }
+
+    @Override
+    public void close() {
+        par.close();
+        arena.close();
+    }
+}

@@ -1,0 +1,34 @@
+package internlm.engine.generate;
+
+import java.util.List;
+
+/**
+ * The outcome of one generation.
+ *
+ * @param finishReason "stop" (end-of-generation token or stop string), "length" (token budget or context full)
+ */
+public record GenerationResult(
+        int[] prompt,
+        int[] generated,
+        String text,
+        List<Step> steps,
+        String finishReason,
+        double promptMillis,
+        double decodeMillis) {
+
+    /** One generated token with the highest raw logits of the distribution it was drawn from. */
+    public record Step(int token, List<TopLogit> top) {}
+
+    public record TopLogit(int id, String piece, float logit) {}
+
+    /** Prompt tokens per second (0 when nothing was evaluated). */
+    public double promptTokensPerSecond(int evaluated) {
+        return promptMillis > 0 ? evaluated * 1000.0 / promptMillis : 0;
+    }
+
+    /** Decode speed: tokens after the first one, over the time spent on them. */
+    public double decodeTokensPerSecond() {
+        int n = generated.length - 1;
+        return n > 0 && decodeMillis > 0 ? n * 1000.0 / decodeMillis : 0;
+    }
+}

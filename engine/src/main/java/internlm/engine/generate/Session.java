@@ -1,0 +1,200 @@
+package internlm.engine.generate;
+
+import internlm.engine.Engine;
+import internlm.engine.model.Backend;
+import internlm.engine.sampling.Sampler;
+import internlm.engine.tokenizer.StreamDecoder;
+import internlm.engine.tokenizer.Tokenizer;
+import internlm.loader.ModelConfig;
+import internlm.loader.ModelConfig.RopeScaling;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * One sequence being generated: its tokens, the backend state (KV cache) holding them, and the decode loop.
+ * A session keeps its cache between calls, so a chat appends turns and only new tokens are evaluated.
+ */
+public final class Session implements AutoCloseable {
+    private final Engine engine;
+    private final Backend backend;
+    private final Backend.State state;
+    private final ModelConfig config;
+    private final int capacity;
+    private final int[] tokens;
+    private int length;     // tokens in the sequence
+    private int evaluated;  // tokens whose keys/values are in the cache
+    private final float[] logits;
+
+    public Session(Engine engine, int contextTokens) {
+        if (contextTokens <= 0) {
+            throw new IllegalArgumentException("context size must be positive, got " + contextTokens);
+        }
+        if (contextTokens > engine.maxContext()) {
+            throw new IllegalArgumentException("context of " + contextTokens + " tokens exceeds the model's trained window of "
+                    + engine.config().contextLength() + " tokens (and the model has no dynamic RoPE scaling to go further)");
+        }
+        this.engine = engine;
+        this.backend = engine.backend();
+        this.config = engine.config();
+        this.capacity = contextTokens;
+        this.state = backend.newState(contextTokens);
+        this.tokens = new int[contextTokens];
+        this.logits = new float[config.vocabSize()];
+    }
+
+    public int capacity() {
+        return capacity;
+    }
+
+    public int length() {
+        return length;
+    }
+
+    public int[] tokens() {
+        return Arrays.copyOf(tokens, length);
+    }
+
+    /**
+     * The RoPE base for a sequence of {@code length} tokens: the model's theta, rescaled by dynamic NTK once the
+     * sequence is longer than the trained window (HF semantics: base·(f·L/M − (f−1))^(d/(d−2)), applied to the
+     * positions evaluated at that length; keys already cached keep the rotation they were stored with).
+     */
+    public static double ropeBase(ModelConfig c, int length) {
+        RopeScaling s = c.ropeScaling();
+        if (s.type() != RopeScaling.Type.DYNAMIC || length <= c.contextLength()) {
+            return c.ropeTheta();
+        }
+        double d = c.headDim();
+        double alpha = s.factor() * length / c.contextLength() - (s.factor() - 1);
+        return c.ropeTheta() * Math.pow(alpha, d / (d - 2));
+    }
+
+    /**
+     * Makes the sequence equal to {@code ids} (reusing the longest prefix already evaluated) and evaluates it.
+     * Returns the logits after the last token (a view, valid until the next call).
+     */
+    public float[] prefill(int[] ids) {
+        if (ids.length == 0) {
+            throw new IllegalArgumentException("the prompt is empty");
+        }
+        if (ids.length > capacity) {
+            throw new ContextOverflowException(ids.length, capacity, config.contextLength());
+        }
+        int common = 0;
+        int limit = Math.min(evaluated, ids.length - 1); // always evaluate at least the last token to get its logits
+        while (common < limit && tokens[common] == ids[common]) {
+            common++;
+        }
+        System.arraycopy(ids, common, tokens, common, ids.length - common);
+        length = ids.length;
+        evaluated = common;
+        evaluatePending();
+        return logits;
+    }
+
+    /** Appends one token and evaluates it; returns the logits after it. */
+    public float[] append(int token) {
+        if (length >= capacity) {
+            throw new ContextOverflowException(length + 1, capacity, config.contextLength());
+        }
+        tokens[length++] = token;
+        evaluatePending();
+        return logits;
+    }
+
+    private void evaluatePending() {
+        int n = length - evaluated;
+        if (n <= 0) {
+            return;
+        }
+        int[] batch = Arrays.copyOfRange(tokens, evaluated, length);
+        backend.forward(state, batch, n, evaluated, ropeBase(config, length), logits);
+        evaluated = length;
+    }
+
+    /** Forgets everything (the cache is overwritten as new tokens come). */
+    public void reset() {
+        length = 0;
+        evaluated = 0;
+    }
+
+    /**
+     * Evaluates the prompt and generates up to {@code params.maxTokens()} tokens, streaming text to the sink.
+     */
+    public GenerationResult generate(int[] prompt, GenerationParams params, TokenSink sink) {
+        Tokenizer tok = engine.tokenizer();
+        Sampler sampler = new Sampler(params.sampler());
+        long t0 = System.nanoTime();
+        float[] l = prefill(prompt);
+        long t1 = System.nanoTime();
+        List<Integer> out = new ArrayList<>();
+        List<GenerationResult.Step> steps = new ArrayList<>();
+        StreamDecoder decoder = tok.streamDecoder(params.renderSpecial());
+        StopStrings stops = new StopStrings(params.stopStrings());
+        StringBuilder text = new StringBuilder();
+        String finish = "length";
+        for (int i = 0; i < params.maxTokens(); i++) {
+            if (params.topLogits() > 0) {
+                steps.add(new GenerationResult.Step(-1, topLogits(l, params.topLogits(), tok)));
+            }
+            int next = sampler.sample(l, tokens, length);
+            out.add(next);
+            if (params.topLogits() > 0) {
+                steps.set(steps.size() - 1, new GenerationResult.Step(next, steps.get(steps.size() - 1).top()));
+            }
+            boolean eog = engine.isStop(next) && !params.ignoreEos();
+            String piece = eog ? "" : stops.push(decoder.accept(next));
+            text.append(piece);
+            boolean more = sink.accept(next, piece);
+            if (eog || stops.stopped()) {
+                finish = "stop";
+                appendUnevaluated(next);
+                break;
+            }
+            if (!more) {
+                finish = "cancelled";
+                appendUnevaluated(next);
+                break;
+            }
+            if (i + 1 == params.maxTokens() || length + 1 >= capacity) {
+                appendUnevaluated(next);
+                finish = "length";
+                break;
+            }
+            l = append(next);
+        }
+        if (!stops.stopped()) {
+            String tail = stops.push(decoder.flush()) + stops.flush();
+            if (!tail.isEmpty()) {
+                text.append(tail);
+                sink.accept(-1, tail);
+            }
+        }
+        long t2 = System.nanoTime();
+        return new GenerationResult(prompt.clone(), out.stream().mapToInt(Integer::intValue).toArray(), text.toString(),
+                steps, finish, (t1 - t0) / 1e6, (t2 - t1) / 1e6);
+    }
+
+    /** Adds a sampled token to the sequence without evaluating it (generation ended). */
+    private void appendUnevaluated(int token) {
+        if (length < capacity) {
+            tokens[length++] = token;
+        }
+    }
+
+    private static List<GenerationResult.TopLogit> topLogits(float[] l, int k, Tokenizer tok) {
+        int[] ids = Sampler.topIndices(l, k);
+        List<GenerationResult.TopLogit> r = new ArrayList<>(ids.length);
+        for (int id : ids) {
+            r.add(new GenerationResult.TopLogit(id, tok.piece(id), l[id]));
+        }
+        return r;
+    }
+
+    @Override
+    public void close() {
+        state.close();
+    }
+}

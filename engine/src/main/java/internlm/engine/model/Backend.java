@@ -1,0 +1,37 @@
+package internlm.engine.model;
+
+/**
+ * Runs the transformer. A backend holds the weights (prepared once); each sequence being decoded has its own
+ * {@link State} (KV cache and scratch space), so several sessions can share one backend.
+ */
+public interface Backend extends AutoCloseable {
+
+    /** Per-sequence state: the KV cache and work buffers. */
+    interface State extends AutoCloseable {
+        /** Positions this state can hold. */
+        int capacity();
+
+        @Override
+        void close();
+    }
+
+    /** A short name, e.g. "cpu" or "tornado". */
+    String name();
+
+    /** What runs where, for the user (e.g. "CPU, 2 threads, Vector API 512-bit"). */
+    String description();
+
+    /** A new state able to hold {@code capacity} positions (tokens). */
+    State newState(int capacity);
+
+    /**
+     * Runs {@code n} tokens at positions {@code pos .. pos+n-1} (their keys and values go into the state's cache,
+     * attending to everything before them) and writes the logits of the last one into {@code logits} (when not null).
+     *
+     * @param ropeBase the RoPE base to use for these positions (the model's theta, or a rescaled one)
+     */
+    void forward(State state, int[] tokens, int n, int pos, double ropeBase, float[] logits);
+
+    @Override
+    void close();
+}
