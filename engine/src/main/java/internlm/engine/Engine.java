@@ -26,10 +26,14 @@ public final class Engine implements AutoCloseable {
     private final int[] stopTokens;
     private final long loadMillis;
 
-    /** How to load. {@code backend}: "cpu", "tornado" or "auto"; {@code threads} ≤ 0 means all cores. */
-    public record Options(String backend, int threads, String device) {
+    /**
+     * How to load. {@code backend}: "cpu", "tornado" or "auto"; {@code threads} ≤ 0 means all cores;
+     * {@code device} "B:D" picks a TornadoVM device; {@code roundActivations} rounds inputs of quantized matrices to
+     * Q8_0 like llama.cpp (see ActivationRounding).
+     */
+    public record Options(String backend, int threads, String device, boolean roundActivations) {
         public static Options cpu() {
-            return new Options("cpu", 0, null);
+            return new Options("cpu", 0, null, true);
         }
     }
 
@@ -65,7 +69,7 @@ public final class Engine implements AutoCloseable {
         String b = options.backend() == null ? "auto" : options.backend();
         int threads = options.threads() > 0 ? options.threads() : Runtime.getRuntime().availableProcessors();
         return switch (b) {
-            case "cpu", "auto" -> new CpuBackend(model, threads, progress);
+            case "cpu", "auto" -> new CpuBackend(model, threads, options.roundActivations(), progress);
             default -> throw new IllegalArgumentException("unknown backend '" + b + "' (cpu, tornado, auto)");
         };
     }

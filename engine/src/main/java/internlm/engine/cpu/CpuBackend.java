@@ -2,7 +2,6 @@ package internlm.engine.cpu;
 
 import internlm.engine.model.Backend;
 
-import java.lang.foreign.Arena;
 import internlm.loader.LoadedModel;
 import internlm.loader.ModelConfig;
 import internlm.loader.Progress;
@@ -39,7 +38,6 @@ public final class CpuBackend implements Backend {
         this.c = model.config();
         this.roundActivations = roundActivations;
         this.par = new Parallel(threads);
-        this.arena = Arena.ofShared();
         try {
             this.tokenEmbedding = model.tensor("token_embd.weight");
             this.outputNorm = vector(model.tensor("output_norm.weight"));
@@ -66,18 +64,16 @@ public final class CpuBackend implements Backend {
             packAll(progress);
         } catch (RuntimeException | Error e) {
             par.close();
-            arena.close();
             throw e;
         }
     }
 
-    private final Arena arena;
     private final boolean roundActivations;
     private final float[][] rounded = {new float[0], new float[0], new float[0]};
     private final java.util.List<Object[]> toPack = new java.util.ArrayList<>();
 
     private Weight weight(TensorData t) {
-        Weight w = new Weight(t, arena);
+        Weight w = new Weight(t);
         if (w.needsPacking()) {
             toPack.add(new Object[] {w, t});
         }
@@ -261,7 +257,7 @@ public final class CpuBackend implements Backend {
     /** y[b, 0..rows) = W · x[b] for b &lt; B. */
     private void matmul(Weight w, float[] x, int xStride, int B, float[] y, int yStride) {
         float[] xin = input(w, x, xStride, B, 0);
-        par.forRange(w.rows, grain(w.rows, B), (from, to) -> w.matmul(xin, xStride, B, y, yStride, 0, from, to, B > 1 ? new float[w.cols] : null));
+        par.forRange(w.rows, grain(w.rows, B), (from, to) -> w.matmul(xin, xStride, B, y, yStride, 0, from, to, B > 1 ? new float[4 * w.cols] : null));
     }
 
     /**
@@ -291,7 +287,7 @@ public final class CpuBackend implements Backend {
         float[] x3 = w3 == null ? null : w3.type == w1.type ? x1 : w3.type == w2.type ? x2 : input(w3, x, xStride, B, 2);
         int total = r1 + r2 + r3;
         par.forRange(total, grain(total, B), (from, to) -> {
-            float[] scratch = B > 1 ? new float[w1.cols] : null;
+            float[] scratch = B > 1 ? new float[4 * w1.cols] : null;
             if (from < r1) {
                 w1.matmul(x1, xStride, B, y1, s1, 0, from, Math.min(to, r1), scratch);
             }
@@ -337,6 +333,5 @@ public final class CpuBackend implements Backend {
     @Override
     public void close() {
         par.close();
-        arena.close();
     }
 }

@@ -103,21 +103,18 @@ public final class VectorKernels {
         return sum;
     }
 
-    private static final ValueLayout.OfFloat SCALE = ValueLayout.JAVA_FLOAT_UNALIGNED;
-
     /**
-     * Dot product of a repacked Q8_0 row with x: {@code blocks} blocks whose 32 int8 quants lie contiguously from
-     * byte {@code qOff} of {@code q} and whose f32 scales lie from byte {@code sOff} of {@code s}.
+     * Dot product of a repacked Q8_0 row with x: {@code blocks} blocks whose 32 int8 quants lie back to back from
+     * {@code q[qOff]} and whose f32 scales lie from {@code s[sOff]}.
      */
-    public static float dotQ8_0(MemorySegment q, long qOff, MemorySegment s, long sOff, float[] x, int xOff, int blocks) {
+    public static float dotQ8_0(byte[] q, int qOff, float[] s, int sOff, float[] x, int xOff, int blocks) {
         if (!VECTOR || L != 16) {
             return scalarQ8_0(q, qOff, s, sOff, x, xOff, blocks);
         }
         FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
         int b = 0;
         for (; b + 3 < blocks; b += 4) {
-            long o = qOff + 32L * b;
-            int xo = xOff + 32 * b;
+            int o = qOff + 32 * b, xo = xOff + 32 * b, so = sOff + b;
             FloatVector s0 = q8(q, o).mul(FloatVector.fromArray(F, x, xo));
             FloatVector s1 = q8(q, o + 32).mul(FloatVector.fromArray(F, x, xo + 32));
             FloatVector s2 = q8(q, o + 64).mul(FloatVector.fromArray(F, x, xo + 64));
@@ -126,47 +123,45 @@ public final class VectorKernels {
             s1 = q8(q, o + 48).fma(FloatVector.fromArray(F, x, xo + 48), s1);
             s2 = q8(q, o + 80).fma(FloatVector.fromArray(F, x, xo + 80), s2);
             s3 = q8(q, o + 112).fma(FloatVector.fromArray(F, x, xo + 112), s3);
-            long so = sOff + 4L * b;
-            a0 = s0.fma(FloatVector.broadcast(F, s.get(SCALE, so)), a0);
-            a1 = s1.fma(FloatVector.broadcast(F, s.get(SCALE, so + 4)), a1);
-            a2 = s2.fma(FloatVector.broadcast(F, s.get(SCALE, so + 8)), a2);
-            a3 = s3.fma(FloatVector.broadcast(F, s.get(SCALE, so + 12)), a3);
+            a0 = s0.fma(FloatVector.broadcast(F, s[so]), a0);
+            a1 = s1.fma(FloatVector.broadcast(F, s[so + 1]), a1);
+            a2 = s2.fma(FloatVector.broadcast(F, s[so + 2]), a2);
+            a3 = s3.fma(FloatVector.broadcast(F, s[so + 3]), a3);
         }
         for (; b < blocks; b++) {
-            long o = qOff + 32L * b;
-            int xo = xOff + 32 * b;
+            int o = qOff + 32 * b, xo = xOff + 32 * b;
             FloatVector s0 = q8(q, o + 16).fma(FloatVector.fromArray(F, x, xo + 16), q8(q, o).mul(FloatVector.fromArray(F, x, xo)));
-            a0 = s0.fma(FloatVector.broadcast(F, s.get(SCALE, sOff + 4L * b)), a0);
+            a0 = s0.fma(FloatVector.broadcast(F, s[sOff + b]), a0);
         }
         return a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
     }
 
-    /** 16 int8 quants at byte offset o, as floats. */
-    private static FloatVector q8(MemorySegment q, long o) {
-        return (FloatVector) ByteVector.fromMemorySegment(B, q, o, LE).convertShape(VectorOperators.B2F, F, 0);
+    /** 16 int8 quants at q[o], as floats. */
+    private static FloatVector q8(byte[] q, int o) {
+        return (FloatVector) ByteVector.fromArray(B, q, o).convertShape(VectorOperators.B2F, F, 0);
     }
 
-    private static float scalarQ8_0(MemorySegment q, long qOff, MemorySegment s, long sOff, float[] x, int xOff, int blocks) {
+    private static float scalarQ8_0(byte[] q, int qOff, float[] s, int sOff, float[] x, int xOff, int blocks) {
         float sum = 0;
         for (int b = 0; b < blocks; b++) {
             float part = 0;
             for (int j = 0; j < 32; j++) {
-                part += q.get(ValueLayout.JAVA_BYTE, qOff + 32L * b + j) * x[xOff + 32 * b + j];
+                part += q[qOff + 32 * b + j] * x[xOff + 32 * b + j];
             }
-            sum += part * s.get(SCALE, sOff + 4L * b);
+            sum += part * s[sOff + b];
         }
         return sum;
     }
 
     /** Dot product of a repacked Q4_0 row (16 bytes of nibbles per block, f32 scales apart) with x. */
-    public static float dotQ4_0(MemorySegment q, long qOff, MemorySegment s, long sOff, float[] x, int xOff, int blocks) {
+    public static float dotQ4_0(byte[] q, int qOff, float[] s, int sOff, float[] x, int xOff, int blocks) {
         if (!VECTOR) {
             return scalarQ4_0(q, qOff, s, sOff, x, xOff, blocks);
         }
         FloatVector acc0 = FloatVector.zero(F), acc1 = FloatVector.zero(F);
         for (int b = 0; b < blocks; b++) {
             int x0 = xOff + 32 * b;
-            ByteVector v = ByteVector.fromMemorySegment(B128, q, qOff + 16L * b, LE);
+            ByteVector v = ByteVector.fromArray(B128, q, qOff + 16 * b);
             ByteVector lo = v.and((byte) 0x0f).sub((byte) 8);
             ByteVector hi = v.lanewise(VectorOperators.LSHR, 4).sub((byte) 8);
             FloatVector s0 = FloatVector.zero(F), s1 = FloatVector.zero(F);
@@ -174,7 +169,7 @@ public final class VectorKernels {
                 s0 = ((FloatVector) lo.convertShape(VectorOperators.B2F, F, p)).fma(FloatVector.fromArray(F, x, x0 + p * L), s0);
                 s1 = ((FloatVector) hi.convertShape(VectorOperators.B2F, F, p)).fma(FloatVector.fromArray(F, x, x0 + 16 + p * L), s1);
             }
-            FloatVector d = FloatVector.broadcast(F, s.get(SCALE, sOff + 4L * b));
+            FloatVector d = FloatVector.broadcast(F, s[sOff + b]);
             if ((b & 1) == 0) {
                 acc0 = s0.add(s1).fma(d, acc0);
             } else {
@@ -184,15 +179,15 @@ public final class VectorKernels {
         return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
     }
 
-    private static float scalarQ4_0(MemorySegment q, long qOff, MemorySegment s, long sOff, float[] x, int xOff, int blocks) {
+    private static float scalarQ4_0(byte[] q, int qOff, float[] s, int sOff, float[] x, int xOff, int blocks) {
         float sum = 0;
         for (int b = 0; b < blocks; b++) {
             float part = 0;
             for (int j = 0; j < 16; j++) {
-                int v = q.get(ValueLayout.JAVA_BYTE, qOff + 16L * b + j) & 0xff;
+                int v = q[qOff + 16 * b + j] & 0xff;
                 part += ((v & 15) - 8) * x[xOff + 32 * b + j] + ((v >> 4) - 8) * x[xOff + 32 * b + j + 16];
             }
-            sum += part * s.get(SCALE, sOff + 4L * b);
+            sum += part * s[sOff + b];
         }
         return sum;
     }
@@ -200,67 +195,66 @@ public final class VectorKernels {
     // ------------------------------------------------------------------ row dequantization (batched products)
 
     /** Dequantizes a repacked Q8_0 row of {@code blocks} blocks into out[0..32·blocks). */
-    public static void dequantQ8_0(MemorySegment q, long qOff, MemorySegment s, long sOff, float[] out, int blocks) {
+    public static void dequantQ8_0(byte[] q, int qOff, float[] s, int sOff, float[] out, int outOff, int blocks) {
         for (int b = 0; b < blocks; b++) {
-            float d = s.get(SCALE, sOff + 4L * b);
+            float d = s[sOff + b];
             if (VECTOR) {
                 for (int j = 0; j < 32; j += L) {
-                    ((FloatVector) ByteVector.fromMemorySegment(B, q, qOff + 32L * b + j, LE).convertShape(VectorOperators.B2F, F, 0))
-                            .mul(d).intoArray(out, 32 * b + j);
+                    ((FloatVector) ByteVector.fromArray(B, q, qOff + 32 * b + j).convertShape(VectorOperators.B2F, F, 0)).mul(d).intoArray(out, outOff + 32 * b + j);
                 }
             } else {
                 for (int j = 0; j < 32; j++) {
-                    out[32 * b + j] = d * q.get(ValueLayout.JAVA_BYTE, qOff + 32L * b + j);
+                    out[outOff + 32 * b + j] = d * q[qOff + 32 * b + j];
                 }
             }
         }
     }
 
     /** Dequantizes a repacked Q4_0 row of {@code blocks} blocks into out[0..32·blocks). */
-    public static void dequantQ4_0(MemorySegment q, long qOff, MemorySegment s, long sOff, float[] out, int blocks) {
+    public static void dequantQ4_0(byte[] q, int qOff, float[] s, int sOff, float[] out, int outOff, int blocks) {
         for (int b = 0; b < blocks; b++) {
-            float d = s.get(SCALE, sOff + 4L * b);
+            float d = s[sOff + b];
             if (VECTOR) {
-                ByteVector v = ByteVector.fromMemorySegment(B128, q, qOff + 16L * b, LE);
+                ByteVector v = ByteVector.fromArray(B128, q, qOff + 16 * b);
                 ByteVector lo = v.and((byte) 0x0f).sub((byte) 8);
                 ByteVector hi = v.lanewise(VectorOperators.LSHR, 4).sub((byte) 8);
                 for (int p = 0; p < 16 / L; p++) {
-                    ((FloatVector) lo.convertShape(VectorOperators.B2F, F, p)).mul(d).intoArray(out, 32 * b + p * L);
-                    ((FloatVector) hi.convertShape(VectorOperators.B2F, F, p)).mul(d).intoArray(out, 32 * b + 16 + p * L);
+                    ((FloatVector) lo.convertShape(VectorOperators.B2F, F, p)).mul(d).intoArray(out, outOff + 32 * b + p * L);
+                    ((FloatVector) hi.convertShape(VectorOperators.B2F, F, p)).mul(d).intoArray(out, outOff + 32 * b + 16 + p * L);
                 }
             } else {
                 for (int j = 0; j < 16; j++) {
-                    int v = q.get(ValueLayout.JAVA_BYTE, qOff + 16L * b + j) & 0xff;
-                    out[32 * b + j] = d * ((v & 15) - 8);
-                    out[32 * b + j + 16] = d * ((v >> 4) - 8);
+                    int v = q[qOff + 16 * b + j] & 0xff;
+                    out[outOff + 32 * b + j] = d * ((v & 15) - 8);
+                    out[outOff + 32 * b + j + 16] = d * ((v >> 4) - 8);
                 }
             }
         }
     }
 
-    public static void dequantF16(MemorySegment w, long off, float[] out, int n) {
+    public static void dequantF16(MemorySegment w, long off, float[] out, int outOff, int n) {
         int i = 0;
         if (VECTOR) {
             for (; i + L <= n; i += L) {
                 IntVector h = (IntVector) ShortVector.fromMemorySegment(S, w, off + 2L * i, LE).convertShape(VectorOperators.S2I, I, 0);
-                halfToFloat(h).intoArray(out, i);
+                halfToFloat(h).intoArray(out, outOff + i);
             }
         }
         for (; i < n; i++) {
-            out[i] = Float.float16ToFloat(w.get(F16, off + 2L * i));
+            out[outOff + i] = Float.float16ToFloat(w.get(F16, off + 2L * i));
         }
     }
 
-    public static void dequantBF16(MemorySegment w, long off, float[] out, int n) {
+    public static void dequantBF16(MemorySegment w, long off, float[] out, int outOff, int n) {
         int i = 0;
         if (VECTOR) {
             for (; i + L <= n; i += L) {
                 IntVector h = (IntVector) ShortVector.fromMemorySegment(S, w, off + 2L * i, LE).convertShape(VectorOperators.S2I, I, 0);
-                h.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(out, i);
+                h.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(out, outOff + i);
             }
         }
         for (; i < n; i++) {
-            out[i] = Float.intBitsToFloat((w.get(F16, off + 2L * i) & 0xffff) << 16);
+            out[outOff + i] = Float.intBitsToFloat((w.get(F16, off + 2L * i) & 0xffff) << 16);
         }
     }
 
@@ -285,6 +279,57 @@ public final class VectorKernels {
             sum += a[aOff + i] * b[bOff + i];
         }
         return sum;
+    }
+
+    /**
+     * A 4×4 tile of a matrix product: out[4·i + j] = Σ_c w[wOff + i·cols + c] · x[xOff[j] + c] for 4 weight rows
+     * (already dequantized, row stride {@code cols}) and 4 activation rows. Each loaded vector feeds 4 FMAs, so the
+     * loop is bound by FMA throughput rather than by loads (prefill).
+     */
+    public static void tile4x4(float[] w, int wOff, int cols, float[] x, int x0, int x1, int x2, int x3, float[] out) {
+        tile4x4(w, wOff, cols, 0, cols, x, x0, x1, x2, x3, out);
+    }
+
+    /** As {@link #tile4x4(float[], int, int, float[], int, int, int, int, float[])} over columns [c0, c1) only. */
+    public static void tile4x4(float[] w, int wOff, int cols, int c0, int c1, float[] x, int x0, int x1, int x2, int x3, float[] out) {
+        int c = c0;
+        if (VECTOR) {
+            FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
+            FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
+            FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F), a22 = FloatVector.zero(F), a23 = FloatVector.zero(F);
+            FloatVector a30 = FloatVector.zero(F), a31 = FloatVector.zero(F), a32 = FloatVector.zero(F), a33 = FloatVector.zero(F);
+            int r1 = wOff + cols, r2 = r1 + cols, r3 = r2 + cols;
+            for (; c + L <= c1; c += L) {
+                FloatVector v0 = FloatVector.fromArray(F, x, x0 + c), v1 = FloatVector.fromArray(F, x, x1 + c);
+                FloatVector v2 = FloatVector.fromArray(F, x, x2 + c), v3 = FloatVector.fromArray(F, x, x3 + c);
+                FloatVector w0 = FloatVector.fromArray(F, w, wOff + c);
+                a00 = w0.fma(v0, a00); a01 = w0.fma(v1, a01); a02 = w0.fma(v2, a02); a03 = w0.fma(v3, a03);
+                FloatVector w1 = FloatVector.fromArray(F, w, r1 + c);
+                a10 = w1.fma(v0, a10); a11 = w1.fma(v1, a11); a12 = w1.fma(v2, a12); a13 = w1.fma(v3, a13);
+                FloatVector w2 = FloatVector.fromArray(F, w, r2 + c);
+                a20 = w2.fma(v0, a20); a21 = w2.fma(v1, a21); a22 = w2.fma(v2, a22); a23 = w2.fma(v3, a23);
+                FloatVector w3 = FloatVector.fromArray(F, w, r3 + c);
+                a30 = w3.fma(v0, a30); a31 = w3.fma(v1, a31); a32 = w3.fma(v2, a32); a33 = w3.fma(v3, a33);
+            }
+            out[0] = a00.reduceLanes(VectorOperators.ADD); out[1] = a01.reduceLanes(VectorOperators.ADD);
+            out[2] = a02.reduceLanes(VectorOperators.ADD); out[3] = a03.reduceLanes(VectorOperators.ADD);
+            out[4] = a10.reduceLanes(VectorOperators.ADD); out[5] = a11.reduceLanes(VectorOperators.ADD);
+            out[6] = a12.reduceLanes(VectorOperators.ADD); out[7] = a13.reduceLanes(VectorOperators.ADD);
+            out[8] = a20.reduceLanes(VectorOperators.ADD); out[9] = a21.reduceLanes(VectorOperators.ADD);
+            out[10] = a22.reduceLanes(VectorOperators.ADD); out[11] = a23.reduceLanes(VectorOperators.ADD);
+            out[12] = a30.reduceLanes(VectorOperators.ADD); out[13] = a31.reduceLanes(VectorOperators.ADD);
+            out[14] = a32.reduceLanes(VectorOperators.ADD); out[15] = a33.reduceLanes(VectorOperators.ADD);
+        } else {
+            java.util.Arrays.fill(out, 0, 16, 0f);
+        }
+        int[] xs = {x0, x1, x2, x3};
+        for (; c < c1; c++) {
+            for (int i = 0; i < 4; i++) {
+                for (int j = 0; j < 4; j++) {
+                    out[4 * i + j] += w[wOff + i * cols + c] * x[xs[j] + c];
+                }
+            }
+        }
     }
 
     /** y[yOff+i] += a · x[xOff+i], i < n. */

@@ -4,28 +4,32 @@ import internlm.loader.TensorData;
 import internlm.loader.gguf.GgmlType;
 import internlm.loader.quant.Quants;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
  * A 2-D weight matrix [rows × cols] for the CPU backend, kept in its stored type (no expansion to float).
  * F32/F16/BF16 rows are read straight from the mapped file. Q8_0 and Q4_0 blocks are repacked once at load into
- * two arrays — the quants of every block back to back, and the block scales as f32 — in huge-page memory: the same
- * information in the same number of bits per weight, laid out so the vector loop streams two sequential arrays.
+ * two Java arrays — the quants of every block back to back, and the block scales as f32: the same information,
+ * laid out so the vector loop streams two sequential arrays (the JIT compiles array vector loads markedly better than
+ * loads from memory segments, and the launcher backs the heap with transparent huge pages).
  */
 public final class Weight {
+    /** Columns per pass of the batched product (4 rows × 1024 floats = 16 KiB stay in L1). */
+    private static final int K_CHUNK = 1024;
+
     public final String name;
     public final GgmlType type;
     public final int rows;
     public final int cols;
     private final int blocks;          // blocks per row (quantized types)
     private final long rowBytes;       // bytes per row in data (plain types) or quants (quantized types)
-    private final MemorySegment data;  // plain types: the row-major matrix; quantized: the quants
-    private final MemorySegment scales; // quantized types: f32 scale per block
+    private final MemorySegment data;  // plain types: the row-major matrix
+    private final byte[] quants;       // quantized types: the quants of all blocks
+    private final float[] scales;      // quantized types: f32 scale per block
 
     /** Wraps (plain types) or repacks (Q8_0/Q4_0, rows [from, to) only are filled when packing in parallel). */
-    public Weight(TensorData t, Arena arena) {
+    public Weight(TensorData t) {
         if (t.rowLength() > Integer.MAX_VALUE || t.rows() > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("tensor " + t.name() + " " + t.shapeString() + " is too large for a single matrix");
         }
@@ -40,12 +44,17 @@ public final class Weight {
             this.blocks = cols / 32;
             int qBytes = type == GgmlType.Q8_0 ? 32 : 16;
             this.rowBytes = (long) blocks * qBytes;
-            this.data = HugeMemory.allocate(arena, rowBytes * rows);
-            this.scales = HugeMemory.allocate(arena, 4L * blocks * rows);
+            if (rowBytes * rows > Integer.MAX_VALUE - 64) {
+                throw new IllegalArgumentException("tensor " + t.name() + " " + t.shapeString() + " is over 2 GiB, more than the CPU backend holds in one matrix");
+            }
+            this.quants = new byte[(int) (rowBytes * rows)];
+            this.scales = new float[blocks * rows];
+            this.data = null;
         } else {
             this.blocks = 0;
             this.rowBytes = t.rowBytes();
             this.data = t.data();
+            this.quants = null;
             this.scales = null;
         }
     }
@@ -62,11 +71,11 @@ public final class Weight {
         int qBytes = (int) (rowBytes / blocks);
         for (int r = from; r < to; r++) {
             long in = (long) r * blocks * blockBytes;
-            long qOut = r * rowBytes;
-            long sOut = 4L * blocks * r;
+            int qOut = (int) (r * rowBytes);
+            int sOut = blocks * r;
             for (int b = 0; b < blocks; b++) {
-                scales.set(ValueLayout.JAVA_FLOAT_UNALIGNED, sOut + 4L * b, Quants.f16(src, in));
-                MemorySegment.copy(src, in + 2, data, qOut + (long) b * qBytes, qBytes);
+                scales[sOut + b] = Quants.f16(src, in);
+                MemorySegment.copy(src, ValueLayout.JAVA_BYTE, in + 2, quants, qOut + b * qBytes, qBytes);
                 in += blockBytes;
             }
         }
@@ -75,8 +84,8 @@ public final class Weight {
     /** Σ_c W[row, c] · x[xOff + c]. */
     public float dot(int row, float[] x, int xOff) {
         return switch (type) {
-            case Q8_0 -> VectorKernels.dotQ8_0(data, row * rowBytes, scales, 4L * blocks * row, x, xOff, blocks);
-            case Q4_0 -> VectorKernels.dotQ4_0(data, row * rowBytes, scales, 4L * blocks * row, x, xOff, blocks);
+            case Q8_0 -> VectorKernels.dotQ8_0(quants, (int) (row * rowBytes), scales, blocks * row, x, xOff, blocks);
+            case Q4_0 -> VectorKernels.dotQ4_0(quants, (int) (row * rowBytes), scales, blocks * row, x, xOff, blocks);
             case F16 -> VectorKernels.dotF16(data, row * rowBytes, x, xOff, cols);
             case BF16 -> VectorKernels.dotBF16(data, row * rowBytes, x, xOff, cols);
             case F32 -> VectorKernels.dotF32(data, row * rowBytes, x, xOff, cols);
@@ -84,22 +93,22 @@ public final class Weight {
         };
     }
 
-    /** Writes row {@code row} as floats into out[0..cols). */
-    public void dequantizeRow(int row, float[] out) {
+    /** Writes row {@code row} as floats into out[outOff..outOff+cols). */
+    public void dequantizeRow(int row, float[] out, int outOff) {
         switch (type) {
-            case Q8_0 -> VectorKernels.dequantQ8_0(data, row * rowBytes, scales, 4L * blocks * row, out, blocks);
-            case Q4_0 -> VectorKernels.dequantQ4_0(data, row * rowBytes, scales, 4L * blocks * row, out, blocks);
-            case F16 -> VectorKernels.dequantF16(data, row * rowBytes, out, cols);
-            case BF16 -> VectorKernels.dequantBF16(data, row * rowBytes, out, cols);
-            case F32 -> Quants.dequantize(GgmlType.F32, data, (long) row * cols, out, 0, cols);
+            case Q8_0 -> VectorKernels.dequantQ8_0(quants, (int) (row * rowBytes), scales, blocks * row, out, outOff, blocks);
+            case Q4_0 -> VectorKernels.dequantQ4_0(quants, (int) (row * rowBytes), scales, blocks * row, out, outOff, blocks);
+            case F16 -> VectorKernels.dequantF16(data, row * rowBytes, out, outOff, cols);
+            case BF16 -> VectorKernels.dequantBF16(data, row * rowBytes, out, outOff, cols);
+            case F32 -> Quants.dequantize(GgmlType.F32, data, (long) row * cols, out, outOff, cols);
             default -> throw new IllegalStateException(type.name());
         }
     }
 
     /**
      * Y[b, r] = Σ_c W[r, c] · X[b, c] for rows r in [from, to) and b &lt; batch. X rows are {@code xStride} apart,
-     * Y rows {@code yStride} apart. One token: fused quantized dot products; several: each weight row is
-     * dequantized once and reused for every token. {@code scratch} must hold cols floats when batch &gt; 1.
+     * Y rows {@code yStride} apart. One token: fused quantized dot products. Several: four weight rows at a time are
+     * dequantized once into {@code scratch} (which must hold 4·cols floats) and multiplied with four tokens at a time.
      */
     public void matmul(float[] x, int xStride, int batch, float[] y, int yStride, int yOff, int from, int to, float[] scratch) {
         if (batch == 1) {
@@ -108,8 +117,40 @@ public final class Weight {
             }
             return;
         }
-        for (int r = from; r < to; r++) {
-            dequantizeRow(r, scratch);
+        float[] tile = new float[16];
+        float[] acc = new float[4 * batch];
+        int r = from;
+        for (; r + 4 <= to; r += 4) {
+            for (int i = 0; i < 4; i++) {
+                dequantizeRow(r + i, scratch, i * cols);
+            }
+            int quads = batch / 4 * 4;
+            java.util.Arrays.fill(acc, 0f);
+            // columns in chunks that keep the four weight rows in L1 while every token passes over them
+            for (int c0 = 0; c0 < cols; c0 += K_CHUNK) {
+                int c1 = Math.min(cols, c0 + K_CHUNK);
+                for (int b = 0; b < quads; b += 4) {
+                    VectorKernels.tile4x4(scratch, 0, cols, c0, c1, x, b * xStride, (b + 1) * xStride, (b + 2) * xStride, (b + 3) * xStride, tile);
+                    for (int i = 0; i < 4; i++) {
+                        for (int j = 0; j < 4; j++) {
+                            acc[i * batch + b + j] += tile[4 * i + j];
+                        }
+                    }
+                }
+            }
+            for (int b = 0; b < quads; b++) {
+                for (int i = 0; i < 4; i++) {
+                    y[b * yStride + yOff + r + i] = acc[i * batch + b];
+                }
+            }
+            for (int b = quads; b < batch; b++) {
+                for (int i = 0; i < 4; i++) {
+                    y[b * yStride + yOff + r + i] = VectorKernels.dot(scratch, i * cols, x, b * xStride, cols);
+                }
+            }
+        }
+        for (; r < to; r++) {
+            dequantizeRow(r, scratch, 0);
             for (int b = 0; b < batch; b++) {
                 y[b * yStride + yOff + r] = VectorKernels.dot(scratch, 0, x, b * xStride, cols);
             }
