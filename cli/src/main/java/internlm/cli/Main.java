@@ -20,13 +20,16 @@ public final class Main implements Runnable {
     }
 
     public static void main(String[] args) {
+        System.setOut(new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), true, StandardCharsets.UTF_8));
+        System.setErr(new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.err), true, StandardCharsets.UTF_8));
         System.exit(run(args));
     }
 
-    /** Runs the CLI and returns the exit code (tests call this). */
+    /** Runs the CLI with the current System.out/err/in and returns the exit code (tests call this). */
     public static int run(String... args) {
-        System.setOut(new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), true, StandardCharsets.UTF_8));
         CommandLine cl = new CommandLine(new Main());
+        cl.setOut(new java.io.PrintWriter(System.out, true));
+        cl.setErr(new java.io.PrintWriter(System.err, true));
         cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
             cmd.getErr().println("error: " + userMessage(ex));
             if (System.getenv("INTERNLM_DEBUG") != null) {

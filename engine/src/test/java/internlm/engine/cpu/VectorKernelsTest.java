@@ -1,0 +1,80 @@
+package internlm.engine.cpu;
+
+import internlm.loader.TensorData;
+import internlm.loader.gguf.GgmlType;
+import internlm.loader.quant.Quants;
+import internlm.loader.synthetic.SyntheticGguf;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.io.ByteArrayOutputStream;
+import java.lang.foreign.MemorySegment;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** Each weight type's vector dot product, dequantization and batched product against the scalar definitions. */
+class VectorKernelsTest {
+
+    @ParameterizedTest
+    @CsvSource({"F32,37,5", "F32,64,3", "F16,33,4", "F16,96,7", "BF16,45,3", "BF16,128,2", "Q8_0,32,3", "Q8_0,224,9", "Q4_0,64,5", "Q4_0,96,3"})
+    void matchesScalarDefinition(GgmlType type, int cols, int rows) throws Exception {
+        SplittableRandom r = new SplittableRandom(cols * 31L + rows);
+        float[] w = new float[cols * rows];
+        for (int i = 0; i < w.length; i++) {
+            w[i] = (float) (r.nextDouble() * 2 - 1);
+        }
+        ByteArrayOutputStream bo = new ByteArrayOutputStream();
+        SyntheticGguf.encode(type, w, bo);
+        MemorySegment seg = MemorySegment.ofArray(bo.toByteArray());
+        TensorData t = new TensorData("w", type, new long[] {cols, rows}, seg);
+        Weight weight = new Weight(t);
+        if (weight.needsPacking()) {
+            weight.pack(t, 0, rows);
+        }
+        float[] deq = new float[cols * rows];
+        Quants.dequantize(type, seg, 0, deq, 0, deq.length);
+        int batch = 6;
+        float[] x = new float[batch * cols];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) (r.nextDouble() * 4 - 2);
+        }
+        float[] row = new float[cols];
+        float[] y = new float[batch * rows];
+        weight.matmul(x, cols, batch, y, rows, 0, 0, rows, new float[4 * cols]);
+        for (int rr = 0; rr < rows; rr++) {
+            weight.dequantizeRow(rr, row, 0);
+            for (int c = 0; c < cols; c++) {
+                assertEquals(deq[rr * cols + c], row[c], 0f, "dequantized element " + rr + "," + c);
+            }
+            for (int b = 0; b < batch; b++) {
+                double ref = 0;
+                for (int c = 0; c < cols; c++) {
+                    ref += (double) deq[rr * cols + c] * x[b * cols + c];
+                }
+                float single = weight.dot(rr, x, b * cols);
+                assertEquals(ref, single, 1e-4 * cols, type + " dot row " + rr + " token " + b);
+                assertEquals(ref, y[b * rows + rr], 1e-4 * cols, type + " batched row " + rr + " token " + b);
+            }
+        }
+    }
+
+    @org.junit.jupiter.api.Test
+    void floatHelpersHandleTails() {
+        float[] a = new float[53], b = new float[53];
+        for (int i = 0; i < a.length; i++) {
+            a[i] = i * 0.5f;
+            b[i] = 1 - i * 0.01f;
+        }
+        double ref = 0;
+        for (int i = 3; i < 53; i++) {
+            ref += a[i] * b[i - 2];
+        }
+        assertEquals(ref, VectorKernels.dot(a, 3, b, 1, 50), 1e-3);
+        float[] y = b.clone();
+        VectorKernels.axpy(2f, a, 0, y, 0, 53);
+        for (int i = 0; i < 53; i++) {
+            assertEquals(b[i] + 2 * a[i], y[i], 1e-5);
+        }
+    }
+}
