@@ -1,7 +1,6 @@
 package internlm.engine.cpu;
 
 import internlm.loader.gguf.GgmlType;
-import internlm.loader.quant.Quants;
 
 /**
  * llama.cpp-compatible rounding of a matmul's input vector. ggml does not multiply quantized weights with float
@@ -26,15 +25,13 @@ public final class ActivationRounding {
             case Q8_0, Q4_0 -> {
                 int b = 0;
                 for (; b + 32 <= n; b += 32) {
-                    float amax = 0;
-                    for (int j = 0; j < 32; j++) {
-                        amax = Math.max(amax, Math.abs(x[off + b + j]));
-                    }
-                    float d = amax / 127f;
+                    float d = VectorKernels.absMax(x, off + b, 32) / 127f;
                     float id = d != 0 ? 1f / d : 0f;
                     float dh = Float.float16ToFloat(Float.floatToFloat16(d));
                     for (int j = 0; j < 32; j++) {
-                        out[off + b + j] = dh * Quants.roundf(x[off + b + j] * id);
+                        // roundf: halfway cases away from zero (Math.round would round them up)
+                        float v = x[off + b + j] * id;
+                        out[off + b + j] = dh * (float) (v < 0 ? -Math.floor(-v + 0.5f) : Math.floor(v + 0.5f));
                     }
                 }
                 System.arraycopy(x, off + b, out, off + b, n - b);

@@ -206,10 +206,7 @@ public final class CpuBackend implements Backend {
                 rmsnorm(s.xb, b * dim, s.x, b * dim, w.ffnNorm, dim, c.rmsEps());
             }
             matmul3(w.gate, s.hb, ffn, w.up, s.hb2, ffn, null, null, 0, s.xb, dim, B);
-            for (int i = 0; i < B * ffn; i++) {
-                float g = s.hb[i];
-                s.hb[i] = g / (1f + (float) Math.exp(-g)) * s.hb2[i];
-            }
+            VectorKernels.swiglu(s.hb, s.hb2, B * ffn);
             matmul(w.down, s.hb, ffn, B, s.xb, dim);
             for (int b = 0; b < B; b++) {
                 add(s.x, b * dim, s.xb, b * dim, dim);

@@ -332,6 +332,38 @@ public final class VectorKernels {
         }
     }
 
+    /** g[i] = silu(g[i]) · u[i] = g[i] / (1 + e^−g[i]) · u[i] for i &lt; n (SwiGLU). */
+    public static void swiglu(float[] g, float[] u, int n) {
+        int i = 0;
+        if (VECTOR) {
+            for (; i + L <= n; i += L) {
+                FloatVector gv = FloatVector.fromArray(F, g, i);
+                FloatVector e = gv.neg().lanewise(VectorOperators.EXP).add(1f);
+                gv.div(e).mul(FloatVector.fromArray(F, u, i)).intoArray(g, i);
+            }
+        }
+        for (; i < n; i++) {
+            g[i] = g[i] / (1f + (float) Math.exp(-g[i])) * u[i];
+        }
+    }
+
+    /** max |x[off+i]| for i &lt; n. */
+    public static float absMax(float[] x, int off, int n) {
+        int i = 0;
+        float m = 0;
+        if (VECTOR) {
+            FloatVector acc = FloatVector.zero(F);
+            for (; i + L <= n; i += L) {
+                acc = acc.max(FloatVector.fromArray(F, x, off + i).abs());
+            }
+            m = acc.reduceLanes(VectorOperators.MAX);
+        }
+        for (; i < n; i++) {
+            m = Math.max(m, Math.abs(x[off + i]));
+        }
+        return m;
+    }
+
     /** y[yOff+i] += a · x[xOff+i], i < n. */
     public static void axpy(float a, float[] x, int xOff, float[] y, int yOff, int n) {
         int i = 0;
