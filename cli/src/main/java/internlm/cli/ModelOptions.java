@@ -40,9 +40,31 @@ final class ModelOptions {
     @Option(names = {"-q", "--quiet"}, description = "No progress or load messages on stderr.")
     boolean quiet;
 
+    @Option(names = "--kv-cache", paramLabel = "TYPE", defaultValue = "f32", description = "KV cache type on the TornadoVM backend: f32 or f16 (default: ${DEFAULT-VALUE}).")
+    String kvCache;
+
+    @Option(names = "--profile", description = "TornadoVM backend: time the kernels and print where the time goes at the end.")
+    boolean profile;
+
     Engine load() {
         Path path = model != null ? model : embedded();
-        return Engine.load(path, new Engine.Options(backend, threads, device, !exactActivations), new ProgressBar(System.err, quiet));
+        if (!kvCache.equals("f32") && !kvCache.equals("f16")) {
+            throw new IllegalArgumentException("--kv-cache must be f32 or f16");
+        }
+        if (ctx < 0) {
+            throw new IllegalArgumentException("--ctx must be positive");
+        }
+        Engine e = Engine.load(path, new Engine.Options(backend, threads, device, !exactActivations, ctx, kvCache.equals("f16"), profile),
+                new ProgressBar(System.err, quiet));
+        if (profile) {
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+                String r = e.backend().report();
+                if (!r.isEmpty()) {
+                    System.err.print(r);
+                }
+            }));
+        }
+        return e;
     }
 
     int contextFor(Engine engine) {

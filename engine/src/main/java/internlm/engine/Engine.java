@@ -4,6 +4,9 @@ import internlm.engine.cpu.CpuBackend;
 import internlm.engine.generate.Session;
 import internlm.engine.model.Backend;
 import internlm.engine.tokenizer.Tokenizer;
+import internlm.engine.tornado.TornadoBackend;
+import internlm.engine.tornado.TornadoBackends;
+import internlm.engine.tornado.TornadoSupport;
 import internlm.loader.LoadedModel;
 import internlm.loader.ModelConfig;
 import internlm.loader.ModelFormatException;
@@ -27,11 +30,17 @@ public final class Engine implements AutoCloseable {
     private final long loadMillis;
 
     /**
-     * How to load. {@code backend}: "cpu", "tornado" or "auto"; {@code threads} ≤ 0 means all cores;
-     * {@code device} "B:D" picks a TornadoVM device; {@code roundActivations} rounds inputs of quantized matrices to
-     * Q8_0 like llama.cpp (see ActivationRounding).
+     * How to load. {@code backend}: "cpu", "tornado" or "auto" (TornadoVM when this JVM runs under it, else the CPU);
+     * {@code threads} ≤ 0 means all cores; {@code device} "B:D" picks a TornadoVM device; {@code roundActivations}
+     * rounds inputs of quantized matrices to Q8_0 like llama.cpp (see ActivationRounding); {@code context} is the
+     * context the GPU backend sizes its KV cache for (0 = {@link #defaultContext()}); {@code kvCacheF16} stores the
+     * GPU KV cache in half precision; {@code profile} records TornadoVM kernel times.
      */
-    public record Options(String backend, int threads, String device, boolean roundActivations) {
+    public record Options(String backend, int threads, String device, boolean roundActivations, int context, boolean kvCacheF16, boolean profile) {
+        public Options(String backend, int threads, String device, boolean roundActivations) {
+            this(backend, threads, device, roundActivations, 0, false, false);
+        }
+
         public static Options cpu() {
             return new Options("cpu", 0, null, true);
         }
@@ -68,8 +77,20 @@ public final class Engine implements AutoCloseable {
     private static Backend createBackend(LoadedModel model, Options options, Progress progress) {
         String b = options.backend() == null ? "auto" : options.backend();
         int threads = options.threads() > 0 ? options.threads() : Runtime.getRuntime().availableProcessors();
+        if (b.equals("auto")) {
+            b = TornadoSupport.available() ? "tornado" : "cpu";
+        }
         return switch (b) {
-            case "cpu", "auto" -> new CpuBackend(model, threads, options.roundActivations(), progress);
+            case "cpu" -> new CpuBackend(model, threads, options.roundActivations(), progress);
+            case "tornado" -> {
+                String why = TornadoSupport.unavailableReason();
+                if (why != null) {
+                    throw new IllegalStateException("--backend tornado: " + why);
+                }
+                int ctx = options.context() > 0 ? options.context() : Math.min(model.config().contextLength(), 4096);
+                yield TornadoBackends.create(model, new TornadoBackend.Settings(ctx, options.device(), options.kvCacheF16(),
+                        options.roundActivations(), options.profile()), progress);
+            }
             default -> throw new IllegalArgumentException("unknown backend '" + b + "' (cpu, tornado, auto)");
         };
     }

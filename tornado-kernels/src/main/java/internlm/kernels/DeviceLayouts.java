@@ -3,6 +3,7 @@ package internlm.kernels;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.HalfFloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
+import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -57,6 +58,14 @@ public final class DeviceLayouts {
     public static HalfFloatArray packF16(MemorySegment halves, long elements) {
         int n = checked(elements, "elements");
         HalfFloatArray a = new HalfFloatArray(n);
+        MemorySegment.copy(halves, 0, a.getSegment(), 0, 2L * n);
+        return a;
+    }
+
+    /** F16 values → ShortArray of their raw bits (a copy), for the bit-decoding kernels. */
+    public static ShortArray packF16Bits(MemorySegment halves, long elements) {
+        int n = checked(elements, "elements");
+        ShortArray a = new ShortArray(n);
         MemorySegment.copy(halves, 0, a.getSegment(), 0, 2L * n);
         return a;
     }

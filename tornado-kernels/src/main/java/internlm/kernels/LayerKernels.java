@@ -2,10 +2,10 @@ package internlm.kernels;
 
 import uk.ac.manchester.tornado.api.KernelContext;
 import uk.ac.manchester.tornado.api.math.TornadoMath;
-import uk.ac.manchester.tornado.api.types.HalfFloat;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.HalfFloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
+import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
 
 /**
  * The non-matmul kernels of a decoder layer: embedding lookup, RMSNorm, bias add, llama.cpp-compatible activation
@@ -30,6 +30,13 @@ public final class LayerKernels {
         int i = ctx.globalIdx;
         if (i < dim) {
             x.set(i, table.get(state.get(0) * dim + i).getFloat32());
+        }
+    }
+
+    public static void embedF16Bits(KernelContext ctx, ShortArray table, FloatArray pow2, IntArray state, FloatArray x, int dim) {
+        int i = ctx.globalIdx;
+        if (i < dim) {
+            x.set(i, KernelSupport.halfToFloat(table.get(state.get(0) * dim + i), pow2));
         }
     }
 
@@ -110,16 +117,6 @@ public final class LayerKernels {
 
     // ------------------------------------------------------------------ llama.cpp-compatible activation rounding
 
-    /** The float nearest to d among IEEE half-precision values (round to nearest even; d ≥ 0, finite). */
-    static float roundToHalf(float d) {
-        if (d < 6.103515625e-05f) { // below the smallest normal half: a multiple of 2^-24
-            return TornadoMath.floor(d * 16777216f + 0.5f) / 16777216f;
-        }
-        int bits = Float.floatToRawIntBits(d);
-        int rounded = (bits + 0x0FFF + ((bits >> 13) & 1)) & 0xFFFFE000;
-        return Float.intBitsToFloat(rounded);
-    }
-
     /**
      * One work-item per block of 32: out = x rounded to the Q8_0 grid as ggml quantizes activations before Q8_0/Q4_0
      * products (d = max|x|/127 stored as f16, q = roundf(x/d) with ties away from zero). A tail of n % 32 is copied.
@@ -135,7 +132,7 @@ public final class LayerKernels {
             }
             float d = amax / 127f;
             float id = d != 0f ? 1f / d : 0f;
-            float dh = roundToHalf(d);
+            float dh = KernelSupport.roundToHalf(d);
             for (int j = 0; j < 32; j++) {
                 float v = x.get(o + j) * id;
                 float r = v < 0f ? -TornadoMath.floor(-v + 0.5f) : TornadoMath.floor(v + 0.5f);
@@ -183,8 +180,8 @@ public final class LayerKernels {
         }
     }
 
-    /** As {@link #ropeKv} with a half-precision KV cache. */
-    public static void ropeKvF16(KernelContext ctx, FloatArray q, FloatArray k, FloatArray v, HalfFloatArray keyCache, HalfFloatArray valueCache,
+    /** As {@link #ropeKv} with a half-precision KV cache (raw half bits in a ShortArray). */
+    public static void ropeKvF16(KernelContext ctx, FloatArray q, FloatArray k, FloatArray v, ShortArray keyCache, ShortArray valueCache,
                                  FloatArray rope, IntArray state, int qDim, int kvDim, int headDim) {
         int i = ctx.globalIdx;
         int half = headDim >> 1;
@@ -205,11 +202,11 @@ public final class LayerKernels {
             float ra = a * c - b * s, rb = a * s + b * c;
             k.set(idx, ra);
             k.set(idx + 1, rb);
-            keyCache.set(base + idx, new HalfFloat(ra));
-            keyCache.set(base + idx + 1, new HalfFloat(rb));
+            keyCache.set(base + idx, KernelSupport.floatToHalf(ra));
+            keyCache.set(base + idx + 1, KernelSupport.floatToHalf(rb));
         }
         if (i < kvDim) {
-            valueCache.set(base + i, new HalfFloat(v.get(i)));
+            valueCache.set(base + i, KernelSupport.floatToHalf(v.get(i)));
         }
     }
 
@@ -274,8 +271,8 @@ public final class LayerKernels {
         }
     }
 
-    /** As {@link #attention} with a half-precision KV cache. */
-    public static void attentionF16(KernelContext ctx, FloatArray q, HalfFloatArray keyCache, HalfFloatArray valueCache, FloatArray out,
+    /** As {@link #attention} with a half-precision KV cache (raw half bits decoded with the power-of-two table). */
+    public static void attentionF16(KernelContext ctx, FloatArray q, ShortArray keyCache, ShortArray valueCache, FloatArray pow2, FloatArray out,
                                     IntArray state, int heads, int kvHeads, int headDim) {
         float[] qs = ctx.allocateFloatLocalArray(KernelSupport.MAX_HEAD_DIM);
         float[] ks = ctx.allocateFloatLocalArray(KernelSupport.ATTENTION_TILE * KernelSupport.MAX_HEAD_DIM);
@@ -294,7 +291,7 @@ public final class LayerKernels {
             int n = TornadoMath.min(KernelSupport.ATTENTION_TILE, len - t0);
             for (int e = lid; e < n * headDim; e += wg) {
                 int j = e / headDim;
-                ks[e] = keyCache.get((t0 + j) * kvDim + g * headDim + (e - j * headDim)).getFloat32();
+                ks[e] = KernelSupport.halfToFloat(keyCache.get((t0 + j) * kvDim + g * headDim + (e - j * headDim)), pow2);
             }
             ctx.localBarrier();
             if (lid < n) {
@@ -315,7 +312,7 @@ public final class LayerKernels {
                 float p = TornadoMath.exp(ps[j] - tmax);
                 sum += p;
                 if (lid < headDim) {
-                    a += p * valueCache.get((t0 + j) * kvDim + g * headDim + lid).getFloat32();
+                    a += p * KernelSupport.halfToFloat(valueCache.get((t0 + j) * kvDim + g * headDim + lid), pow2);
                 }
             }
             l = l * corr + sum;

@@ -5,6 +5,7 @@ import uk.ac.manchester.tornado.api.math.TornadoMath;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.HalfFloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
+import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
 
 /**
  * Matrix-vector products, one work-group per output row: the work-items stride over the row (consecutive items read
@@ -13,7 +14,9 @@ import uk.ac.manchester.tornado.api.types.arrays.IntArray;
  * <p>Device layouts (repacked once at load, see the engine's TornadoWeights):
  * <ul>
  *   <li>F32: FloatArray, row-major [rows × cols].</li>
- *   <li>F16: HalfFloatArray, row-major.</li>
+ *   <li>F16: ShortArray of the raw half-precision bits, row-major, decoded in the kernel with a 32-entry table of
+ *       powers of two ({@link KernelSupport#halfToFloat}) — portable to OpenCL devices without cl_khr_fp16 (PoCL);
+ *       or HalfFloatArray (native half loads) for devices that have it.</li>
  *   <li>Q8_0: quants as an IntArray, four int8 per int (little-endian, element c of a row in byte c), row-major
  *       [rows × cols/4]; scales as a FloatArray [rows × cols/32] (f32, converted from the blocks' f16).</li>
  *   <li>Q4_0: quants as an IntArray, a block's 16 bytes in 4 ints (byte j: element j in the low nibble, element j+16
@@ -41,6 +44,15 @@ public final class MatVecKernels {
         float sum = 0f;
         for (int c = lid; c < cols; c += wg) {
             sum += w.get(base + c).getFloat32() * x.get(c);
+        }
+        return sum;
+    }
+
+    static float partialF16Bits(ShortArray w, FloatArray pow2, FloatArray x, int row, int cols, int lid, int wg) {
+        int base = row * cols;
+        float sum = 0f;
+        for (int c = lid; c < cols; c += wg) {
+            sum += KernelSupport.halfToFloat(w.get(base + c), pow2) * x.get(c);
         }
         return sum;
     }
@@ -119,7 +131,27 @@ public final class MatVecKernels {
         }
     }
 
+    public static void matvecF16Bits(KernelContext ctx, ShortArray w, FloatArray pow2, FloatArray x, FloatArray y, int rows, int cols) {
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
+        int row = ctx.groupIdx;
+        float p = row < rows ? partialF16Bits(w, pow2, x, row, cols, ctx.localIdx, ctx.localGroupSizeX) : 0f;
+        float t = KernelSupport.reduceSum(ctx, red, p);
+        if (ctx.localIdx == 0 && row < rows) {
+            y.set(row, t);
+        }
+    }
+
     // ------------------------------------------------------------------ y += W·x (output projection, down projection)
+
+    public static void matvecResidualF16Bits(KernelContext ctx, ShortArray w, FloatArray pow2, FloatArray x, FloatArray y, int rows, int cols) {
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
+        int row = ctx.groupIdx;
+        float p = row < rows ? partialF16Bits(w, pow2, x, row, cols, ctx.localIdx, ctx.localGroupSizeX) : 0f;
+        float t = KernelSupport.reduceSum(ctx, red, p);
+        if (ctx.localIdx == 0 && row < rows) {
+            y.set(row, y.get(row) + t);
+        }
+    }
 
     public static void matvecResidualF32(KernelContext ctx, FloatArray w, FloatArray x, FloatArray y, int rows, int cols) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
@@ -211,6 +243,30 @@ public final class MatVecKernels {
         }
     }
 
+    public static void qkvF16Bits(KernelContext ctx, ShortArray wq, ShortArray wk, ShortArray wv, FloatArray pow2, FloatArray x,
+                                  FloatArray q, FloatArray k, FloatArray v, int qRows, int kvRows, int cols) {
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
+        int g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
+        float p = 0f;
+        if (g < qRows) {
+            p = partialF16Bits(wq, pow2, x, g, cols, lid, wg);
+        } else if (g < qRows + kvRows) {
+            p = partialF16Bits(wk, pow2, x, g - qRows, cols, lid, wg);
+        } else if (g < qRows + 2 * kvRows) {
+            p = partialF16Bits(wv, pow2, x, g - qRows - kvRows, cols, lid, wg);
+        }
+        float t = KernelSupport.reduceSum(ctx, red, p);
+        if (lid == 0) {
+            if (g < qRows) {
+                q.set(g, t);
+            } else if (g < qRows + kvRows) {
+                k.set(g - qRows, t);
+            } else if (g < qRows + 2 * kvRows) {
+                v.set(g - qRows - kvRows, t);
+            }
+        }
+    }
+
     public static void qkvQ8(KernelContext ctx, IntArray wq, FloatArray sq, IntArray wk, FloatArray sk, IntArray wv, FloatArray sv,
                              FloatArray x, FloatArray q, FloatArray k, FloatArray v, int qRows, int kvRows, int cols) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
@@ -280,6 +336,16 @@ public final class MatVecKernels {
         int row = ctx.groupIdx, lid = ctx.localIdx, n = ctx.localGroupSizeX;
         float g = KernelSupport.reduceSum(ctx, red, row < rows ? partialF16(wg, x, row, cols, lid, n) : 0f);
         float u = KernelSupport.reduceSum(ctx, red, row < rows ? partialF16(wu, x, row, cols, lid, n) : 0f);
+        if (lid == 0 && row < rows) {
+            h.set(row, silu(g) * u);
+        }
+    }
+
+    public static void swigluF16Bits(KernelContext ctx, ShortArray wg, ShortArray wu, FloatArray pow2, FloatArray x, FloatArray h, int rows, int cols) {
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
+        int row = ctx.groupIdx, lid = ctx.localIdx, n = ctx.localGroupSizeX;
+        float g = KernelSupport.reduceSum(ctx, red, row < rows ? partialF16Bits(wg, pow2, x, row, cols, lid, n) : 0f);
+        float u = KernelSupport.reduceSum(ctx, red, row < rows ? partialF16Bits(wu, pow2, x, row, cols, lid, n) : 0f);
         if (lid == 0 && row < rows) {
             h.set(row, silu(g) * u);
         }

@@ -1,7 +1,6 @@
 package internlm.kernels;
 
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
-import uk.ac.manchester.tornado.api.types.arrays.HalfFloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 
 import java.lang.foreign.MemorySegment;
@@ -11,7 +10,7 @@ import java.util.SplittableRandom;
 final class KernelTestData {
     private KernelTestData() {}
 
-    enum Type { F32, F16, Q8_0, Q4_0 }
+    enum Type { F32, F16, F16_BITS, Q8_0, Q4_0 }
 
     /** A weight matrix in device layout plus its exact float values. */
     record Matrix(Type type, Object a, Object b, float[] values, int rows, int cols) {}
@@ -43,7 +42,7 @@ final class KernelTestData {
                 float[] v = randomFloats(r, n, 1);
                 return new Matrix(t, fa(v), null, v, rows, cols);
             }
-            case F16 -> {
+            case F16, F16_BITS -> {
                 float[] v = randomFloats(r, n, 1);
                 byte[] b = new byte[2 * n];
                 for (int i = 0; i < n; i++) {
@@ -52,8 +51,8 @@ final class KernelTestData {
                     b[2 * i + 1] = (byte) (h >> 8);
                     v[i] = Float.float16ToFloat(h);
                 }
-                HalfFloatArray a = DeviceLayouts.packF16(MemorySegment.ofArray(b), n);
-                return new Matrix(t, a, null, v, rows, cols);
+                Object a = t == Type.F16 ? DeviceLayouts.packF16(MemorySegment.ofArray(b), n) : DeviceLayouts.packF16Bits(MemorySegment.ofArray(b), n);
+                return new Matrix(t, a, t == Type.F16 ? null : KernelSupport.halfTable(), v, rows, cols);
             }
             case Q8_0 -> {
                 byte[] blocks = new byte[n / 32 * 34];

@@ -9,6 +9,7 @@ import org.junit.jupiter.params.provider.EnumSource;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.HalfFloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
+import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
 
 import java.util.SplittableRandom;
 
@@ -29,6 +30,7 @@ class LayerKernelsTest {
             switch (type) {
                 case F32 -> LayerKernels.embedF32(ctx, (FloatArray) table.a(), state, x, dim);
                 case F16 -> LayerKernels.embedF16(ctx, (HalfFloatArray) table.a(), state, x, dim);
+                case F16_BITS -> LayerKernels.embedF16Bits(ctx, (ShortArray) table.a(), (FloatArray) table.b(), state, x, dim);
                 case Q8_0 -> LayerKernels.embedQ8(ctx, (IntArray) table.a(), (FloatArray) table.b(), state, x, dim);
                 case Q4_0 -> LayerKernels.embedQ4(ctx, (IntArray) table.a(), (FloatArray) table.b(), state, x, dim);
             }
@@ -87,7 +89,7 @@ class LayerKernelsTest {
         float[] q = randomFloats(r, qDim, 1), k = randomFloats(r, kvDim, 1), v = randomFloats(r, kvDim, 1);
         float[] table = References.ropeTable(pos, 5e7, hd);
         FloatArray qa = fa(q), ka = fa(k), va = fa(v), kc = new FloatArray(ctxLen * kvDim), vc = new FloatArray(ctxLen * kvDim);
-        HalfFloatArray kh = new HalfFloatArray(ctxLen * kvDim), vh = new HalfFloatArray(ctxLen * kvDim);
+        ShortArray kh = new ShortArray(ctxLen * kvDim), vh = new ShortArray(ctxLen * kvDim);
         FloatArray qa2 = fa(q), ka2 = fa(k);
         IntArray state = state(0, pos);
         WorkGroupEmulator.run(WorkGroupEmulator.global(qDim / 2, 32), 32, ctx -> LayerKernels.ropeKv(ctx, qa, ka, va, kc, vc, fa(table), state, qDim, kvDim, hd));
@@ -101,8 +103,8 @@ class LayerKernelsTest {
             assertEquals(rk[i], ka.get(i), 1e-6, "k " + i);
             assertEquals(rk[i], kc.get(pos * kvDim + i), 1e-6, "cached k " + i);
             assertEquals(v[i], vc.get(pos * kvDim + i), 0f, "cached v " + i);
-            assertEquals(Float.float16ToFloat(Float.floatToFloat16(rk[i])), kh.get(pos * kvDim + i).getFloat32(), 1e-3, "f16 cached k " + i);
-            assertEquals(Float.float16ToFloat(Float.floatToFloat16(v[i])), vh.get(pos * kvDim + i).getFloat32(), 0f, "f16 cached v " + i);
+            assertEquals(Float.floatToFloat16(ka2.get(i)), kh.get(pos * kvDim + i), "f16 cached k bits " + i);
+            assertEquals(Float.floatToFloat16(v[i]), vh.get(pos * kvDim + i), "f16 cached v bits " + i);
             assertEquals(0f, kc.get((pos - 1) * kvDim + i), 0f, "other positions untouched");
         }
     }
@@ -121,17 +123,17 @@ class LayerKernelsTest {
             assertEquals(expect[i], out.get(i), 1e-5, "f32 cache, output " + i);
         }
         // the same with a half-precision cache: compare with the reference on f16-rounded keys and values
-        HalfFloatArray kh = new HalfFloatArray(keys.length), vh = new HalfFloatArray(values.length);
+        ShortArray kh = new ShortArray(keys.length), vh = new ShortArray(values.length);
         float[] kr = keys.clone(), vr = values.clone();
         for (int i = 0; i < keys.length; i++) {
-            kh.set(i, new uk.ac.manchester.tornado.api.types.HalfFloat(keys[i]));
-            vh.set(i, new uk.ac.manchester.tornado.api.types.HalfFloat(values[i]));
+            kh.set(i, Float.floatToFloat16(keys[i]));
+            vh.set(i, Float.floatToFloat16(values[i]));
             kr[i] = Float.float16ToFloat(Float.floatToFloat16(keys[i]));
             vr[i] = Float.float16ToFloat(Float.floatToFloat16(values[i]));
         }
         float[] expectH = References.attention(q, kr, vr, len, heads, kvHeads, hd);
         FloatArray outH = new FloatArray(heads * hd);
-        WorkGroupEmulator.run(heads * local, local, ctx -> LayerKernels.attentionF16(ctx, fa(q), kh, vh, outH, state, heads, kvHeads, hd));
+        WorkGroupEmulator.run(heads * local, local, ctx -> LayerKernels.attentionF16(ctx, fa(q), kh, vh, KernelSupport.halfTable(), outH, state, heads, kvHeads, hd));
         for (int i = 0; i < heads * hd; i++) {
             assertEquals(expectH[i], outH.get(i), 1e-4, "f16 cache, output " + i);
         }
@@ -150,6 +152,30 @@ class LayerKernelsTest {
         WorkGroupEmulator.run(64, 64, ctx -> LayerKernels.argmaxFinal(ctx, pv, pi, result, 4));
         assertEquals(References.argmax(v), result.get(0));
         assertEquals(301, result.get(0));
+    }
+
+    @Test
+    void halfPrecisionConversionsAreExactForEveryValue() {
+        FloatArray table = KernelSupport.halfTable();
+        for (int bits = 0; bits < 65536; bits++) {
+            short h = (short) bits;
+            float f = Float.float16ToFloat(h);
+            if (Float.isNaN(f) || Float.isInfinite(f)) {
+                continue;
+            }
+            assertEquals(f, KernelSupport.halfToFloat(h, table), 0f, "decode " + bits);
+            if (f != 0f || (bits & 0x8000) == 0) {
+                assertEquals(h, KernelSupport.floatToHalf(f), "encode " + f);
+            }
+        }
+        SplittableRandom r = new SplittableRandom(1);
+        for (int i = 0; i < 200_000; i++) {
+            float f = (float) ((r.nextDouble() * 2 - 1) * Math.scalb(1.0, r.nextInt(-26, 17)));
+            assertEquals(Float.floatToFloat16(f), KernelSupport.floatToHalf(f), "encode " + f);
+            if (f >= 0 && f <= 65504f) {
+                assertEquals(Float.float16ToFloat(Float.floatToFloat16(f)), KernelSupport.roundToHalf(f), 0f, "round " + f);
+            }
+        }
     }
 
     @Test

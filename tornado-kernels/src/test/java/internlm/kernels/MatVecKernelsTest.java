@@ -7,6 +7,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.HalfFloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
+import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
 
 import java.util.SplittableRandom;
 
@@ -28,6 +29,7 @@ class MatVecKernelsTest {
             switch (m.type()) {
                 case F32 -> { if (residual) MatVecKernels.matvecResidualF32(ctx, (FloatArray) m.a(), x, y, m.rows(), m.cols()); else MatVecKernels.matvecF32(ctx, (FloatArray) m.a(), x, y, m.rows(), m.cols()); }
                 case F16 -> { if (residual) MatVecKernels.matvecResidualF16(ctx, (HalfFloatArray) m.a(), x, y, m.rows(), m.cols()); else MatVecKernels.matvecF16(ctx, (HalfFloatArray) m.a(), x, y, m.rows(), m.cols()); }
+                case F16_BITS -> { if (residual) MatVecKernels.matvecResidualF16Bits(ctx, (ShortArray) m.a(), (FloatArray) m.b(), x, y, m.rows(), m.cols()); else MatVecKernels.matvecF16Bits(ctx, (ShortArray) m.a(), (FloatArray) m.b(), x, y, m.rows(), m.cols()); }
                 case Q8_0 -> { if (residual) MatVecKernels.matvecResidualQ8(ctx, (IntArray) m.a(), (FloatArray) m.b(), x, y, m.rows(), m.cols()); else MatVecKernels.matvecQ8(ctx, (IntArray) m.a(), (FloatArray) m.b(), x, y, m.rows(), m.cols()); }
                 case Q4_0 -> { if (residual) MatVecKernels.matvecResidualQ4(ctx, (IntArray) m.a(), (FloatArray) m.b(), x, y, m.rows(), m.cols()); else MatVecKernels.matvecQ4(ctx, (IntArray) m.a(), (FloatArray) m.b(), x, y, m.rows(), m.cols()); }
             }
@@ -35,7 +37,7 @@ class MatVecKernelsTest {
     }
 
     @ParameterizedTest
-    @CsvSource({"F32,37,75,32", "F32,5,300,64", "F16,37,75,16", "F16,9,130,64", "Q8_0,37,96,32", "Q8_0,11,320,64", "Q4_0,37,96,32", "Q4_0,7,224,64"})
+    @CsvSource({"F32,37,75,32", "F32,5,300,64", "F16,37,75,16", "F16,9,130,64", "F16_BITS,37,75,16", "F16_BITS,9,130,64", "Q8_0,37,96,32", "Q8_0,11,320,64", "Q4_0,37,96,32", "Q4_0,7,224,64"})
     void plainAndResidualProducts(Type type, int rows, int cols, int local) {
         SplittableRandom r = new SplittableRandom(rows * 1000L + cols);
         Matrix m = matrix(type, rows, cols, r);
@@ -54,7 +56,7 @@ class MatVecKernelsTest {
     }
 
     @ParameterizedTest
-    @CsvSource({"F32,64,32", "F16,64,32", "Q8_0,64,32", "Q4_0,96,64"})
+    @CsvSource({"F32,64,32", "F16,64,32", "F16_BITS,96,32", "Q8_0,64,32", "Q4_0,96,64"})
     void fusedQkvAndSwiglu(Type type, int cols, int local) {
         SplittableRandom r = new SplittableRandom(cols);
         int qRows = 48, kvRows = 17;
@@ -65,6 +67,7 @@ class MatVecKernelsTest {
             switch (type) {
                 case F32 -> MatVecKernels.qkvF32(ctx, (FloatArray) wq.a(), (FloatArray) wk.a(), (FloatArray) wv.a(), xa, q, k, v, qRows, kvRows, cols);
                 case F16 -> MatVecKernels.qkvF16(ctx, (HalfFloatArray) wq.a(), (HalfFloatArray) wk.a(), (HalfFloatArray) wv.a(), xa, q, k, v, qRows, kvRows, cols);
+                case F16_BITS -> MatVecKernels.qkvF16Bits(ctx, (ShortArray) wq.a(), (ShortArray) wk.a(), (ShortArray) wv.a(), (FloatArray) wq.b(), xa, q, k, v, qRows, kvRows, cols);
                 case Q8_0 -> MatVecKernels.qkvQ8(ctx, (IntArray) wq.a(), (FloatArray) wq.b(), (IntArray) wk.a(), (FloatArray) wk.b(), (IntArray) wv.a(), (FloatArray) wv.b(), xa, q, k, v, qRows, kvRows, cols);
                 case Q4_0 -> MatVecKernels.qkvQ4(ctx, (IntArray) wq.a(), (FloatArray) wq.b(), (IntArray) wk.a(), (FloatArray) wk.b(), (IntArray) wv.a(), (FloatArray) wv.b(), xa, q, k, v, qRows, kvRows, cols);
             }
@@ -80,6 +83,7 @@ class MatVecKernelsTest {
             switch (type) {
                 case F32 -> MatVecKernels.swigluF32(ctx, (FloatArray) wg.a(), (FloatArray) wu.a(), xa, h, ffn, cols);
                 case F16 -> MatVecKernels.swigluF16(ctx, (HalfFloatArray) wg.a(), (HalfFloatArray) wu.a(), xa, h, ffn, cols);
+                case F16_BITS -> MatVecKernels.swigluF16Bits(ctx, (ShortArray) wg.a(), (ShortArray) wu.a(), (FloatArray) wg.b(), xa, h, ffn, cols);
                 case Q8_0 -> MatVecKernels.swigluQ8(ctx, (IntArray) wg.a(), (FloatArray) wg.b(), (IntArray) wu.a(), (FloatArray) wu.b(), xa, h, ffn, cols);
                 case Q4_0 -> MatVecKernels.swigluQ4(ctx, (IntArray) wg.a(), (FloatArray) wg.b(), (IntArray) wu.a(), (FloatArray) wu.b(), xa, h, ffn, cols);
             }

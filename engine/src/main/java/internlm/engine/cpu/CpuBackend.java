@@ -114,6 +114,11 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public int vocabularySize() {
+        return c.vocabSize();
+    }
+
+    @Override
     public String description() {
         return "CPU, " + par.threads() + " thread" + (par.threads() == 1 ? "" : "s") + ", " + VectorKernels.describe();
     }

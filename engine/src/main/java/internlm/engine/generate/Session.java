@@ -76,6 +76,18 @@ public final class Session implements AutoCloseable {
      * Returns the logits after the last token (a view, valid until the next call).
      */
     public float[] prefill(int[] ids) {
+        setSequence(ids);
+        evaluatePending();
+        return logits;
+    }
+
+    /** As {@link #prefill} but returns only the id of the largest logit (no logits leave a GPU). */
+    public int prefillArgmax(int[] ids) {
+        setSequence(ids);
+        return evaluatePendingArgmax();
+    }
+
+    private void setSequence(int[] ids) {
         if (ids.length == 0) {
             throw new IllegalArgumentException("the prompt is empty");
         }
@@ -90,8 +102,6 @@ public final class Session implements AutoCloseable {
         System.arraycopy(ids, common, tokens, common, ids.length - common);
         length = ids.length;
         evaluated = common;
-        evaluatePending();
-        return logits;
     }
 
     /** Appends one token and evaluates it; returns the logits after it. */
@@ -102,6 +112,27 @@ public final class Session implements AutoCloseable {
         tokens[length++] = token;
         evaluatePending();
         return logits;
+    }
+
+    /** Appends one token, evaluates it and returns the id of the largest resulting logit. */
+    public int appendArgmax(int token) {
+        if (length >= capacity) {
+            throw new ContextOverflowException(length + 1, capacity, config.contextLength());
+        }
+        tokens[length++] = token;
+        return evaluatePendingArgmax();
+    }
+
+    private int evaluatePendingArgmax() {
+        int n = length - evaluated;
+        double base = ropeBase(config, length);
+        if (n > 1) {
+            int[] batch = Arrays.copyOfRange(tokens, evaluated, length - 1);
+            backend.forward(state, batch, n - 1, evaluated, base, null);
+        }
+        int next = backend.forwardArgmax(state, tokens[length - 1], length - 1, base);
+        evaluated = length;
+        return next;
     }
 
     private void evaluatePending() {
@@ -126,8 +157,18 @@ public final class Session implements AutoCloseable {
     public GenerationResult generate(int[] prompt, GenerationParams params, TokenSink sink) {
         Tokenizer tok = engine.tokenizer();
         Sampler sampler = new Sampler(params.sampler());
+        var sc = params.sampler();
+        // plain greedy decoding needs no logits on the host: the backend returns the argmax (one int from a GPU)
+        boolean argmaxOnly = sc.greedy() && params.topLogits() == 0 && sc.repeatPenalty() == 1f
+                && sc.frequencyPenalty() == 0f && sc.presencePenalty() == 0f;
         long t0 = System.nanoTime();
-        float[] l = prefill(prompt);
+        float[] l = null;
+        int next = -1;
+        if (argmaxOnly) {
+            next = prefillArgmax(prompt);
+        } else {
+            l = prefill(prompt);
+        }
         long t1 = System.nanoTime();
         List<Integer> out = new ArrayList<>();
         List<GenerationResult.Step> steps = new ArrayList<>();
@@ -136,14 +177,14 @@ public final class Session implements AutoCloseable {
         StringBuilder text = new StringBuilder();
         String finish = "length";
         for (int i = 0; i < params.maxTokens(); i++) {
-            if (params.topLogits() > 0) {
-                steps.add(new GenerationResult.Step(-1, topLogits(l, params.topLogits(), tok)));
+            if (!argmaxOnly) {
+                List<GenerationResult.TopLogit> top = params.topLogits() > 0 ? topLogits(l, params.topLogits(), tok) : null;
+                next = sampler.sample(l, tokens, length);
+                if (top != null) {
+                    steps.add(new GenerationResult.Step(next, top));
+                }
             }
-            int next = sampler.sample(l, tokens, length);
             out.add(next);
-            if (params.topLogits() > 0) {
-                steps.set(steps.size() - 1, new GenerationResult.Step(next, steps.get(steps.size() - 1).top()));
-            }
             boolean eog = engine.isStop(next) && !params.ignoreEos();
             String piece = eog ? "" : stops.push(decoder.accept(next));
             text.append(piece);
@@ -163,7 +204,11 @@ public final class Session implements AutoCloseable {
                 finish = "length";
                 break;
             }
-            l = append(next);
+            if (argmaxOnly) {
+                next = appendArgmax(next);
+            } else {
+                l = append(next);
+            }
         }
         if (!stops.stopped()) {
             String tail = stops.push(decoder.flush()) + stops.flush();

@@ -32,6 +32,30 @@ public interface Backend extends AutoCloseable {
      */
     void forward(State state, int[] tokens, int n, int pos, double ropeBase, float[] logits);
 
+    /**
+     * Runs one token and returns the id of its largest logit (greedy decoding). Backends that can compute the argmax
+     * where the logits are (a GPU) override this to avoid copying the logits back.
+     */
+    default int forwardArgmax(State state, int token, int pos, double ropeBase) {
+        float[] logits = new float[vocabularySize()];
+        forward(state, new int[] {token}, 1, pos, ropeBase, logits);
+        int best = 0;
+        for (int i = 1; i < logits.length; i++) {
+            if (logits[i] > logits[best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+
+    /** Number of logits a forward pass produces. */
+    int vocabularySize();
+
+    /** Anything worth reporting after a run (e.g. a profile), or "". */
+    default String report() {
+        return "";
+    }
+
     @Override
     void close();
 }

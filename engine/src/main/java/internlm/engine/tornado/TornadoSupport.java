@@ -1,0 +1,96 @@
+package internlm.engine.tornado;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Whether this JVM runs under TornadoVM, decided without touching TornadoVM's runtime classes (a failed static
+ * initialisation of TornadoExecutionPlan would poison it for the life of the JVM): TornadoVM's launcher sets
+ * {@code tornado.load.api.implementation} and friends, and the API classes must be loadable.
+ */
+public final class TornadoSupport {
+    private TornadoSupport() {}
+
+    /** Why the TornadoVM backend cannot run here, or null when it can. */
+    public static String unavailableReason() {
+        if (System.getProperty("tornado.load.api.implementation") == null || System.getProperty("tornado.load.runtime.implementation") == null) {
+            return "TornadoVM is not installed or this JVM was not started through it. Install it with ./setup-tornado.sh "
+                    + "(or set TORNADO_SDK to a TornadoVM SDK) and run ./internlm again, or use --backend cpu";
+        }
+        try {
+            Class.forName("uk.ac.manchester.tornado.api.TornadoExecutionPlan", false, TornadoSupport.class.getClassLoader());
+            Class.forName("uk.ac.manchester.tornado.api.KernelContext", false, TornadoSupport.class.getClassLoader());
+        } catch (ClassNotFoundException | LinkageError e) {
+            return "TornadoVM's system properties are set but its API classes cannot be loaded (" + e + "): check the TornadoVM SDK";
+        }
+        return null;
+    }
+
+    public static boolean available() {
+        return unavailableReason() == null;
+    }
+
+    /** One device as TornadoVM numbers it ("backend:device"). */
+    public record DeviceInfo(int backend, int device, String backendName, String name, String type, long globalMemory, boolean isDefault) {
+        public String id() {
+            return backend + ":" + device;
+        }
+    }
+
+    /** TornadoVM's backends and devices (requires {@link #available()}). */
+    public static List<DeviceInfo> devices() {
+        return Devices.list();
+    }
+
+    /** Parses "B:D". */
+    public static int[] parseDevice(String spec) {
+        if (spec == null || spec.isBlank()) {
+            return null;
+        }
+        String[] p = spec.trim().split(":");
+        try {
+            if (p.length == 2) {
+                int b = Integer.parseInt(p[0]), d = Integer.parseInt(p[1]);
+                if (b >= 0 && d >= 0) {
+                    return new int[] {b, d};
+                }
+            }
+        } catch (NumberFormatException ignored) {
+            // fall through
+        }
+        throw new IllegalArgumentException("--device must be BACKEND:DEVICE as TornadoVM numbers them (e.g. 0:0; see 'devices'), got '" + spec + "'");
+    }
+
+    /** Kept in a nested class so that the TornadoVM types load only when it runs. */
+    private static final class Devices {
+        static List<DeviceInfo> list() {
+            var map = uk.ac.manchester.tornado.api.TornadoExecutionPlan.getTornadoDeviceMap();
+            List<DeviceInfo> out = new ArrayList<>();
+            var backends = map.getAllBackends();
+            for (int b = 0; b < backends.size(); b++) {
+                var backend = backends.get(b);
+                for (int d = 0; d < backend.getNumDevices(); d++) {
+                    var dev = backend.getDevice(d);
+                    out.add(new DeviceInfo(b, d, backend.getName(), dev.getPhysicalDevice().getDeviceName(), String.valueOf(dev.getDeviceType()),
+                            dev.getMaxGlobalMemory(), b == 0 && d == 0));
+                }
+            }
+            return out;
+        }
+    }
+
+    /**
+     * Settings TornadoVM's runtime reads once, at its first use: the device memory it may allocate (its default,
+     * 4 GB, is too small for 7B models) and no silent fall-back to the JVM when a kernel fails to compile (the
+     * KernelContext kernels would run wrong on the JVM, and slowly). A user's own -D settings win.
+     */
+    public static void prepareRuntime(long deviceBytes) {
+        if (System.getProperty("tornado.device.memory") == null) {
+            long mb = Math.max(1024, (deviceBytes + (512L << 20)) >> 20);
+            System.setProperty("tornado.device.memory", mb + "MB");
+        }
+        if (System.getProperty("tornado.recover.bailout") == null) {
+            System.setProperty("tornado.recover.bailout", "False");
+        }
+    }
+}
