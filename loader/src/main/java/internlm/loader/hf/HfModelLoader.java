@@ -94,10 +94,17 @@ public final class HfModelLoader {
             throw new ModelFormatException(dir, "has no config.json: not a Hugging Face model directory");
         }
         HfConfig cfg = HfConfig.read(cfgPath);
-        HfVocabulary vocab = HfVocabulary.read(dir, cfg);
         HfCheckpoint ckpt = HfCheckpoint.open(dir);
         Arena arena = Arena.ofShared();
         try {
+            // the embedding bounds vocab_size by what the files really hold, before the vocabulary is allocated
+            String emb = cfg.family() == Family.INTERNLM2 ? "model.tok_embeddings.weight" : "model.embed_tokens.weight";
+            HfCheckpoint.Entry embedding = ckpt.get(emb);
+            if (embedding == null) {
+                throw new ModelFormatException(dir, "the token embedding '" + emb + "' is missing from the weights");
+            }
+            Mapper.expectShape(embedding, cfg.vocabSize(), cfg.hidden());
+            HfVocabulary vocab = HfVocabulary.read(dir, cfg);
             List<String> notes = new ArrayList<>();
             Map<String, TensorData> tensors = new Mapper(cfg, ckpt, options, arena, notes).run(progress);
             boolean hasOutput = tensors.containsKey("output.weight");
@@ -210,18 +217,18 @@ public final class HfModelLoader {
 
         private boolean layerV2(HfCheckpoint.Entry e, int l, String rest) {
             String b = "blk." + l + ".";
-            int h = c.hidden(), ffn = c.ffn();
+            long h = c.hidden(), ffn = c.ffn();
             switch (rest) {
                 case "attention_norm.weight" -> vector(e, b + "attn_norm.weight", h, null);
                 case "ffn_norm.weight" -> vector(e, b + "ffn_norm.weight", h, null);
-                case "attention.wo.weight" -> matrix(e, b + "attn_output.weight", h, c.heads() * c.headDim(), null);
+                case "attention.wo.weight" -> matrix(e, b + "attn_output.weight", h, (long) c.heads() * c.headDim(), null);
                 case "attention.wo.bias" -> vector(e, b + "attn_output.bias", h, null);
                 case "feed_forward.w1.weight" -> matrix(e, b + "ffn_gate.weight", ffn, h, null);
                 case "feed_forward.w3.weight" -> matrix(e, b + "ffn_up.weight", ffn, h, null);
                 case "feed_forward.w2.weight" -> matrix(e, b + "ffn_down.weight", h, ffn, null);
                 case "attention.wqkv.weight", "attention.wqkv.bias" -> {
                     boolean bias = rest.endsWith("bias");
-                    int rows = (c.heads() + 2 * c.kvHeads()) * c.headDim();
+                    long rows = ((long) c.heads() + 2L * c.kvHeads()) * c.headDim();
                     if (bias) {
                         expectShape(e, rows);
                     } else {
@@ -239,7 +246,7 @@ public final class HfModelLoader {
 
         private boolean layerLlama(HfCheckpoint.Entry e, int l, String rest) {
             String b = "blk." + l + ".";
-            int h = c.hidden(), ffn = c.ffn(), q = c.heads() * c.headDim(), kv = c.kvHeads() * c.headDim();
+            long h = c.hidden(), ffn = c.ffn(), q = (long) c.heads() * c.headDim(), kv = (long) c.kvHeads() * c.headDim();
             switch (rest) {
                 case "input_layernorm.weight" -> vector(e, b + "attn_norm.weight", h, null);
                 case "post_attention_layernorm.weight" -> vector(e, b + "ffn_norm.weight", h, null);
@@ -306,13 +313,13 @@ public final class HfModelLoader {
             }
         }
 
-        private void matrix(HfCheckpoint.Entry e, String name, int rows, int cols, LongUnaryOperator order) {
+        private void matrix(HfCheckpoint.Entry e, String name, long rows, long cols, LongUnaryOperator order) {
             expectShape(e, rows, cols);
             put(e, name, new long[] {cols, rows}, cols, rows, order, matrixTarget(e, cols));
             count(e);
         }
 
-        private void vector(HfCheckpoint.Entry e, String name, int n, LongUnaryOperator order) {
+        private void vector(HfCheckpoint.Entry e, String name, long n, LongUnaryOperator order) {
             expectShape(e, n);
             put(e, name, new long[] {n}, 1, n, order, GgmlType.F32);
             count(e);
@@ -352,7 +359,7 @@ public final class HfModelLoader {
             progress.update("loading " + ckpt.dir().getFileName(), done, total);
         }
 
-        private void expectShape(HfCheckpoint.Entry e, long... shape) {
+        static void expectShape(HfCheckpoint.Entry e, long... shape) {
             if (!java.util.Arrays.equals(e.tensor().shape(), shape)) {
                 throw new ModelFormatException(e.file().path(), "tensor '" + e.tensor().name() + "' has shape " + e.tensor().shapeString()
                         + " but config.json implies " + java.util.Arrays.toString(shape));
