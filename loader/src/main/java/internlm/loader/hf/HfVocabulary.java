@@ -25,7 +25,8 @@ import java.util.Set;
  *       {@code [UNUSED_TOKEN_145]} becomes {@code <|im_end|>} — with score −1000 and type control (special) or
  *       user-defined. Entries that only repeat what the SentencePiece model already says (same text, already
  *       control or unknown, like {@code <s>}) keep its score and type;</li>
- *   <li>fewer pieces than {@code vocab_size}: padded with unused {@code [PADn]} tokens, as the converter does;</li>
+ *   <li>fewer pieces than {@code vocab_size}: the other ids are unused {@code [PAD<id>]} tokens (score −10000), pieces
+ *       past it are dropped, as the converter does;</li>
  *   <li>BOS/EOS/PAD ids from {@code config.json} (else the SentencePiece model), UNK from the SentencePiece model;
  *       when the added tokens define {@code <|im_end|>} it becomes EOS (the converters' rule for chat models);</li>
  *   <li>{@code add_bos_token}/{@code add_eos_token}/{@code chat_template} from {@code tokenizer_config.json};
@@ -39,6 +40,7 @@ public record HfVocabulary(Vocabulary vocabulary, int[] stopIds, List<String> no
 
     static final String DRAGON = "\uD83D\uDC09";
     static final float ADDED_SCORE = -1000f;
+    static final float PAD_SCORE = -10000f;
 
     public static HfVocabulary read(Path dir, HfConfig cfg) {
         Path spPath = dir.resolve("tokenizer.model");
@@ -51,11 +53,12 @@ public record HfVocabulary(Vocabulary vocabulary, int[] stopIds, List<String> no
                     + ", not BPE (2): InternLM tokenizers are BPE and this engine implements only that algorithm");
         }
         int n = cfg.vocabSize();
+        List<String> notes = new java.util.ArrayList<>();
         int m = sp.pieces().size();
         if (m > n) {
-            throw new ModelFormatException(spPath, "has " + m + " pieces but config.json vocab_size is " + n);
+            notes.add("tokenizer.model has " + m + " pieces; the " + (m - n) + " past vocab_size " + n + " are dropped, as llama.cpp's converter does");
+            m = n;
         }
-        List<String> notes = new java.util.ArrayList<>();
         String[] tokens = new String[n];
         float[] scores = new float[n];
         int[] types = new int[n];
@@ -83,12 +86,12 @@ public record HfVocabulary(Vocabulary vocabulary, int[] stopIds, List<String> no
             types[i] = type;
         }
         for (int i = m; i < n; i++) {
-            tokens[i] = "[PAD" + (i - m + 1) + "]";
-            scores[i] = ADDED_SCORE;
+            tokens[i] = "[PAD" + i + "]";
+            scores[i] = PAD_SCORE;
             types[i] = Vocabulary.TYPE_UNUSED;
         }
         if (m < n) {
-            notes.add("vocabulary padded with " + (n - m) + " unused [PADn] tokens to vocab_size " + n);
+            notes.add("vocabulary padded with " + (n - m) + " unused [PADid] tokens to vocab_size " + n);
         }
 
         Map<String, Integer> added = new HashMap<>();

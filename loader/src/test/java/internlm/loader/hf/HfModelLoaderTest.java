@@ -110,6 +110,63 @@ class HfModelLoaderTest {
         }
     }
 
+    /** tokenizer.model without its last {@code drop} pieces (they are the leading repeated field 1 of the proto). */
+    static byte[] withoutLastPieces(byte[] proto, int drop) {
+        java.util.List<int[]> pieces = new java.util.ArrayList<>();
+        int pos = 0;
+        while (pos < proto.length) {
+            int start = pos;
+            int tag = proto[pos++] & 0xff; // single-byte tags at the top level (fields 1-3)
+            long len = 0;
+            for (int shift = 0; ; shift += 7) {
+                int b = proto[pos++] & 0xff;
+                len |= (long) (b & 0x7f) << shift;
+                if ((b & 0x80) == 0) {
+                    break;
+                }
+            }
+            pos += (int) len;
+            if (tag == 0x0a) {
+                pieces.add(new int[] {start, pos});
+            }
+        }
+        int cutFrom = pieces.get(pieces.size() - drop)[0], cutTo = pieces.getLast()[1];
+        byte[] out = new byte[proto.length - (cutTo - cutFrom)];
+        System.arraycopy(proto, 0, out, 0, cutFrom);
+        System.arraycopy(proto, cutTo, out, cutFrom, proto.length - cutTo);
+        return out;
+    }
+
+    @Test
+    void vocabularyIsPaddedOrTruncatedToVocabSizeAsTheConverterDoes() throws Exception {
+        Path d = copy(V2_BF16_SHARDED, tmp);
+        Path tm = d.resolve("tokenizer.model");
+        Files.write(tm, withoutLastPieces(Files.readAllBytes(tm), 10));
+        assertEquals(390, SentencePieceModel.read(tm).pieces().size());
+        try (LoadedModel m = HfModelLoader.load(d, Progress.NONE); LoadedModel ref = GgufModelLoader.load(referenceGguf(V2_BF16_SHARDED), Progress.NONE)) {
+            Vocabulary v = m.vocab();
+            assertEquals(400, v.size());
+            for (int i = 390; i < 394; i++) {
+                assertEquals("[PAD" + i + "]", v.tokens()[i]);
+                assertEquals(-10000f, v.scores()[i]);
+                assertEquals(Vocabulary.TYPE_UNUSED, v.types()[i]);
+            }
+            for (int i = 394; i < 400; i++) { // added tokens land on padded ids too
+                assertEquals(ref.vocab().tokens()[i], v.tokens()[i]);
+                assertEquals(Vocabulary.TYPE_CONTROL, v.types()[i]);
+            }
+            assertTrue(m.notes().stream().anyMatch(n -> n.contains("padded with 10")), m.notes().toString());
+        }
+        HfConfig c = HfConfig.read(dir(V2_BF16_SHARDED).resolve("config.json"));
+        HfConfig small = new HfConfig(c.file(), c.family(), c.modelType(), c.name(), c.hidden(), c.layers(), c.heads(), c.kvHeads(),
+                c.headDim(), c.ffn(), 390, c.maxPositions(), c.ropeTheta(), c.ropeScaling(), c.rmsEps(), c.bias(), c.qkvBias(),
+                c.tieEmbeddings(), c.bosId(), c.eosIds(), c.padId(), c.unkId());
+        HfVocabulary hv = HfVocabulary.read(dir(V2_BF16_SHARDED), small);
+        assertEquals(390, hv.vocabulary().size());
+        assertEquals(2, hv.vocabulary().eos(), "<|im_end|> (398) is past the vocabulary: eos stays </s>");
+        assertTrue(hv.notes().stream().anyMatch(n -> n.contains("are dropped")), hv.notes().toString());
+    }
+
     @Test
     void unchangedTensorsAreViewsOfTheMappedFiles() throws Exception {
         try (LoadedModel hf = HfModelLoader.load(dir(V2_BF16_SHARDED), Progress.NONE)) {
