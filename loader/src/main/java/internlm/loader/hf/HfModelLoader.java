@@ -109,6 +109,10 @@ public final class HfModelLoader {
             Map<String, TensorData> tensors = new Mapper(cfg, ckpt, options, arena, notes).run(progress);
             boolean hasOutput = tensors.containsKey("output.weight");
             boolean reward = tensors.containsKey("v_head.weight");
+            if (!hasOutput && !reward && Boolean.FALSE.equals(cfg.tieEmbeddings())) {
+                throw new ModelFormatException(dir, "the LM head (" + (cfg.family() == Family.INTERNLM2 ? "output.weight" : "lm_head.weight")
+                        + ") is missing from the weights and config.json says tie_word_embeddings = false");
+            }
             ModelConfig config;
             try {
                 config = new ModelConfig(cfg.family(), cfg.modelType(), cfg.name(), cfg.hidden(), cfg.layers(), cfg.heads(), cfg.kvHeads(),
@@ -118,10 +122,8 @@ public final class HfModelLoader {
                 throw new ModelFormatException(cfgPath, e.getMessage());
             }
             GgufModelLoader.checkTensors(dir, config, tensors);
-            for (String n : config.family() == Family.INTERNLM2 ? List.of("wqkv de-interleaved into attn_q/k/v (spec §4); Q/K rows permuted to GGUF RoPE order")
-                    : List.of("q/k rows permuted to GGUF RoPE order")) {
-                notes.add(n);
-            }
+            notes.add(config.family() == Family.INTERNLM2 ? "wqkv de-interleaved into attn_q/k/v (spec §4); Q/K rows permuted to GGUF RoPE order"
+                    : "q/k rows permuted to GGUF RoPE order");
             if (!hasOutput) {
                 notes.add(reward ? "reward model: no LM head (logits are not meaningful; score with v_head.weight)"
                         : "no LM head: the token embedding is reused (tie_word_embeddings)");

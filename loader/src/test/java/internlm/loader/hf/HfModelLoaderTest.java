@@ -260,6 +260,30 @@ class HfModelLoaderTest {
     }
 
     @Test
+    void aMissingLmHeadIsTiedOnlyWhenTheConfigSaysSo() throws Exception {
+        Path d = copy(V3_F32, tmp);
+        byte[] st = Files.readAllBytes(d.resolve("model.safetensors"));
+        // rewrite the file without lm_head.weight
+        try (SafetensorsFile f = SafetensorsFile.open(d.resolve("model.safetensors"))) {
+            Map<String, RawTensor> m = map();
+            for (SafetensorsFile.Tensor t : f.tensors().values()) {
+                if (!t.name().equals("lm_head.weight")) {
+                    m.put(t.name(), new RawTensor(t.dtype().name(), t.shape(), java.util.Arrays.copyOfRange(st, (int) t.offset(), (int) (t.offset() + t.byteSize()))));
+                }
+            }
+            st = safetensors(m);
+        }
+        Files.write(d.resolve("model.safetensors"), st);
+        ModelFormatException e = assertThrows(ModelFormatException.class, () -> HfModelLoader.load(d, Progress.NONE));
+        assertTrue(e.getMessage().contains("lm_head.weight) is missing from the weights and config.json says tie_word_embeddings = false"), e.getMessage());
+        editJson(d.resolve("config.json"), o -> o.put("tie_word_embeddings", true));
+        try (LoadedModel m = HfModelLoader.load(d, Progress.NONE)) {
+            assertTrue(m.config().tiedEmbeddings());
+            assertNull(m.optionalTensor("output.weight"));
+        }
+    }
+
+    @Test
     void pickleCheckpointsAreRefusedWithInstructions() throws Exception {
         Path d = copy(V1_BF16_BIAS, tmp);
         Files.delete(d.resolve("model.safetensors"));
