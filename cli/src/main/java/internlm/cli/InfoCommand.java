@@ -21,7 +21,7 @@ final class InfoCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        try (LoadedModel m = Engine.loadModel(model.model != null ? model.model : ModelOptions.embedded(), internlm.loader.Progress.NONE)) {
+        try (LoadedModel m = Engine.loadModel(model.model != null ? model.model : ModelOptions.embedded(), model.quantizeType(), internlm.loader.Progress.NONE)) {
             ModelConfig c = m.config();
             Vocabulary v = m.vocab();
             Tokenizer tok = new Tokenizer(v);

@@ -1,6 +1,7 @@
 package internlm.cli;
 
 import internlm.engine.Engine;
+import internlm.loader.gguf.GgmlType;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
@@ -16,7 +17,7 @@ final class ModelOptions {
     static final String EMBEDDED = "demo-internlm2-tiny-q8_0.gguf";
 
     @Option(names = {"-m", "--model"}, paramLabel = "MODEL",
-            description = "GGUF model file. Default: the demo model built into the jar (a 0.2 MB synthetic InternLM2-shaped Q8_0 model with random weights: it runs the whole pipeline, its text is noise).")
+            description = "GGUF model file, or a Hugging Face model directory (config.json, *.safetensors, tokenizer.model). Default: the demo model built into the jar (a 0.2 MB synthetic InternLM2-shaped Q8_0 model with random weights: it runs the whole pipeline, its text is noise).")
     Path model;
 
     @Option(names = "--backend", paramLabel = "NAME", defaultValue = "auto",
@@ -30,12 +31,16 @@ final class ModelOptions {
     String device;
 
     @Option(names = {"-c", "--ctx"}, paramLabel = "N", defaultValue = "0",
-            description = "Context size in tokens (default: the model's window, at most 4096).")
+            description = "Context size in tokens (default: the model's window, at most 4096). Beyond the trained window only for models with dynamic NTK RoPE scaling.")
     int ctx;
 
     @Option(names = "--exact-activations",
             description = "Multiply quantized weights with exact float activations instead of rounding them to Q8_0 first as llama.cpp does.")
     boolean exactActivations;
+
+    @Option(names = "--quantize", paramLabel = "TYPE",
+            description = "Convert float weight matrices to TYPE at load: q8_0, q4_0, f16 or f32 (rows that are not whole 32-value blocks become f16). Default: run the weights as stored.")
+    String quantize;
 
     @Option(names = {"-q", "--quiet"}, description = "No progress or load messages on stderr.")
     boolean quiet;
@@ -54,7 +59,7 @@ final class ModelOptions {
         if (ctx < 0) {
             throw new IllegalArgumentException("--ctx must be positive");
         }
-        Engine e = Engine.load(path, new Engine.Options(backend, threads, device, !exactActivations, ctx, kvCache.equals("f16"), profile),
+        Engine e = Engine.load(path, new Engine.Options(backend, threads, device, !exactActivations, ctx, kvCache.equals("f16"), profile, quantizeType()),
                 new ProgressBar(System.err, quiet));
         if (profile) {
             Runtime.getRuntime().addShutdownHook(new Thread(() -> {
@@ -65,6 +70,27 @@ final class ModelOptions {
             }));
         }
         return e;
+    }
+
+    /** The --quantize type, or null. */
+    GgmlType quantizeType() {
+        return quantize == null ? null : weightType(quantize, "--quantize", false);
+    }
+
+    /** A weight type named on the command line (f32, f16, bf16 when allowed, q8_0, q4_0). */
+    static GgmlType weightType(String name, String option, boolean allowBf16) {
+        GgmlType t = switch (name.toLowerCase(java.util.Locale.ROOT)) {
+            case "f32" -> GgmlType.F32;
+            case "f16" -> GgmlType.F16;
+            case "bf16" -> allowBf16 ? GgmlType.BF16 : null;
+            case "q8_0" -> GgmlType.Q8_0;
+            case "q4_0" -> GgmlType.Q4_0;
+            default -> null;
+        };
+        if (t == null) {
+            throw new IllegalArgumentException(option + " " + name + " is not supported (" + (allowBf16 ? "f32, f16, bf16, q8_0, q4_0" : "q8_0, q4_0, f16, f32") + ")");
+        }
+        return t;
     }
 
     int contextFor(Engine engine) {

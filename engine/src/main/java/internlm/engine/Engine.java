@@ -11,7 +11,9 @@ import internlm.loader.LoadedModel;
 import internlm.loader.ModelConfig;
 import internlm.loader.ModelFormatException;
 import internlm.loader.Progress;
+import internlm.loader.gguf.GgmlType;
 import internlm.loader.gguf.GgufModelLoader;
+import internlm.loader.hf.HfModelLoader;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -34,11 +36,13 @@ public final class Engine implements AutoCloseable {
      * {@code threads} ≤ 0 means all cores; {@code device} "B:D" picks a TornadoVM device; {@code roundActivations}
      * rounds inputs of quantized matrices to Q8_0 like llama.cpp (see ActivationRounding); {@code context} is the
      * context the GPU backend sizes its KV cache for (0 = {@link #defaultContext()}); {@code kvCacheF16} stores the
-     * GPU KV cache in half precision; {@code profile} records TornadoVM kernel times.
+     * GPU KV cache in half precision; {@code profile} records TornadoVM kernel times; {@code quantize} converts float
+     * weight matrices to that type at load (null: keep them as stored).
      */
-    public record Options(String backend, int threads, String device, boolean roundActivations, int context, boolean kvCacheF16, boolean profile) {
+    public record Options(String backend, int threads, String device, boolean roundActivations, int context, boolean kvCacheF16,
+                          boolean profile, GgmlType quantize) {
         public Options(String backend, int threads, String device, boolean roundActivations) {
-            this(backend, threads, device, roundActivations, 0, false, false);
+            this(backend, threads, device, roundActivations, 0, false, false, null);
         }
 
         public static Options cpu() {
@@ -54,10 +58,10 @@ public final class Engine implements AutoCloseable {
         this.loadMillis = loadMillis;
     }
 
-    /** Loads a model file (GGUF) and prepares the chosen backend. */
+    /** Loads a model (GGUF file or HF directory) and prepares the chosen backend. */
     public static Engine load(Path path, Options options, Progress progress) {
         long t0 = System.nanoTime();
-        LoadedModel model = loadModel(path, progress);
+        LoadedModel model = loadModel(path, options.quantize(), progress);
         try {
             Backend backend = createBackend(model, options, progress);
             return new Engine(model, backend, (System.nanoTime() - t0) / 1_000_000);
@@ -68,10 +72,22 @@ public final class Engine implements AutoCloseable {
     }
 
     public static LoadedModel loadModel(Path path, Progress progress) {
+        return loadModel(path, null, progress);
+    }
+
+    /**
+     * Loads a GGUF file or a Hugging Face model directory (one with config.json, safetensors weights and
+     * tokenizer.model). {@code quantize}: convert float weight matrices to this type at load, or null.
+     */
+    public static LoadedModel loadModel(Path path, GgmlType quantize, Progress progress) {
         if (Files.isDirectory(path)) {
-            throw new ModelFormatException(path, "is a directory; give a GGUF model file");
+            if (!HfModelLoader.isModelDirectory(path)) {
+                throw new ModelFormatException(path, "is a directory without config.json; give a GGUF file or a Hugging Face model directory");
+            }
+            return HfModelLoader.load(path, new HfModelLoader.Options(quantize), progress);
         }
-        return GgufModelLoader.load(path, progress);
+        HfModelLoader.refuseCheckpointFile(path);
+        return GgufModelLoader.load(path, quantize, progress);
     }
 
     private static Backend createBackend(LoadedModel model, Options options, Progress progress) {
@@ -101,6 +117,9 @@ public final class Engine implements AutoCloseable {
         int eos = model.vocab().eos();
         if (eos >= 0) {
             ids.add(eos);
+        }
+        for (int id : model.stopTokens()) {
+            ids.add(id);
         }
         for (String s : new String[] {"<|im_end|>", "</s>", "<eoa>"}) {
             int id = tok.tokenId(s);

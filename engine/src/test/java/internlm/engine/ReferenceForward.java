@@ -19,11 +19,16 @@ public final class ReferenceForward {
     private final List<double[][]> keys = new ArrayList<>(), values = new ArrayList<>();
 
     public ReferenceForward(LoadedModel m) {
+        this(m, m.config().contextLength());
+    }
+
+    /** A reference able to hold {@code capacity} positions (more than the trained window for dynamic NTK tests). */
+    public ReferenceForward(LoadedModel m, int capacity) {
         this.m = m;
         this.c = m.config();
         for (int l = 0; l < c.layers(); l++) {
-            keys.add(new double[c.contextLength()][]);
-            values.add(new double[c.contextLength()][]);
+            keys.add(new double[capacity][]);
+            values.add(new double[capacity][]);
         }
     }
 

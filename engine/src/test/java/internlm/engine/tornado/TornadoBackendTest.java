@@ -45,7 +45,7 @@ class TornadoBackendTest {
     }
 
     static Engine load(Path p, String backend, boolean kvF16, boolean roundActivations) {
-        return Engine.load(p, new Engine.Options(backend, 2, System.getProperty("internlm.test.device"), roundActivations, 128, kvF16, false), Progress.NONE);
+        return Engine.load(p, new Engine.Options(backend, 2, System.getProperty("internlm.test.device"), roundActivations, 128, kvF16, false, null), Progress.NONE);
     }
 
     /** Logit tolerance: float summation order differs; with Q8 activation rounding a value on a rounding boundary may land one step apart. */

@@ -9,6 +9,7 @@ import internlm.loader.Progress;
 import internlm.loader.TensorData;
 import internlm.loader.Vocabulary;
 import internlm.loader.quant.Quants;
+import internlm.loader.quant.TensorConversion;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -31,10 +32,26 @@ public final class GgufModelLoader {
 
     public static final Set<String> ARCHITECTURES = Set.of("internlm2", "llama");
 
+    /**
+     * Extra metadata keys this engine writes in {@code convert} output and reads back; llama.cpp ignores them.
+     * {@value #KEY_DYNAMIC_FACTOR}: the factor of HF dynamic-NTK RoPE scaling (GGUF has no standard key for it);
+     * {@value #KEY_FAMILY}: the HF model_type the file was converted from ("internlm", "internlm2", "internlm3").
+     */
+    public static final String KEY_DYNAMIC_FACTOR = "internlm.rope.dynamic_factor";
+    public static final String KEY_FAMILY = "internlm.family";
+
     public static LoadedModel load(Path path, Progress progress) {
+        return load(path, null, progress);
+    }
+
+    /**
+     * @param matrixType convert 2-D float weight matrices (F32/F16/BF16) to this type at load, or null to keep them;
+     *                   quantized tensors are left as they are
+     */
+    public static LoadedModel load(Path path, GgmlType matrixType, Progress progress) {
         GgufFile f = GgufFile.open(path);
         try {
-            return load(f, progress);
+            return load(f, matrixType, progress);
         } catch (RuntimeException e) {
             f.close();
             throw e;
@@ -42,6 +59,13 @@ public final class GgufModelLoader {
     }
 
     public static LoadedModel load(GgufFile f, Progress progress) {
+        return load(f, null, progress);
+    }
+
+    public static LoadedModel load(GgufFile f, GgmlType matrixType, Progress progress) {
+        if (matrixType != null && !TensorConversion.isTarget(matrixType)) {
+            throw new IllegalArgumentException("cannot convert weights to " + matrixType + " (F32, F16, BF16, Q8_0, Q4_0)");
+        }
         ModelConfig config = config(f);
         Vocabulary vocab = vocabulary(f);
         if (vocab.size() != config.vocabSize()) {
@@ -66,6 +90,21 @@ public final class GgufModelLoader {
             }
             if (toConvert > 0) {
                 notes.add("K-quant tensors (" + (toConvert >> 20) + " MiB) were requantized to Q8_0 at load");
+            }
+            if (matrixType != null) {
+                int n = 0;
+                for (Map.Entry<String, TensorData> e : tensors.entrySet()) {
+                    TensorData t = e.getValue();
+                    boolean floatMatrix = t.dims().length == 2 && t.dims()[1] > 1 && !t.name().equals("v_head.weight")
+                            && (t.type() == GgmlType.F32 || t.type() == GgmlType.F16 || t.type() == GgmlType.BF16);
+                    GgmlType to = TensorConversion.matrixType(matrixType, t.rowLength());
+                    if (floatMatrix && t.type() != to) {
+                        e.setValue(TensorConversion.convert(t, to, converted));
+                        n++;
+                        progress.update("converting weights to " + matrixType, n, tensors.size());
+                    }
+                }
+                notes.add(n + " float weight matrices converted to " + matrixType + " at load (rows that are not whole blocks: F16)");
             }
             checkTensors(f.path(), config, tensors);
             if (!tensors.containsKey("output.weight")) {
@@ -118,6 +157,15 @@ public final class GgufModelLoader {
         boolean outBias = f.tensor("blk.0.attn_output.bias") != null;
         boolean tied = f.tensor("output.weight") == null;
         Family family = arch.equals("internlm2") ? Family.INTERNLM2 : (qkvBias ? Family.INTERNLM1 : Family.INTERNLM3);
+        if (f.has(KEY_FAMILY)) {
+            family = switch (f.getString(KEY_FAMILY)) {
+                case "internlm" -> Family.INTERNLM1;
+                case "internlm2" -> Family.INTERNLM2;
+                case "internlm3" -> Family.INTERNLM3;
+                default -> throw new ModelFormatException(p, "metadata '" + KEY_FAMILY + "' = '" + f.getString(KEY_FAMILY)
+                        + "' is not an InternLM family (internlm, internlm2, internlm3)");
+            };
+        }
         String name = f.getString("general.name", p.getFileName().toString());
         try {
             return new ModelConfig(family, arch, name, dim, layers, heads, kvHeads, headDim, ffn, vocabSize, ctx, theta, scaling, eps, qkvBias, outBias, tied);
@@ -133,6 +181,13 @@ public final class GgufModelLoader {
             case "none":
                 if (f.has(k + "rope.scale_linear") && factor != 1.0) {
                     return new RopeScaling(RopeScaling.Type.LINEAR, factor);
+                }
+                if (f.has(KEY_DYNAMIC_FACTOR)) {
+                    double d = f.getDouble(KEY_DYNAMIC_FACTOR);
+                    if (!(d > 0) || Double.isInfinite(d)) {
+                        throw new ModelFormatException(f.path(), "metadata '" + KEY_DYNAMIC_FACTOR + "' = " + d + " must be a positive number");
+                    }
+                    return new RopeScaling(RopeScaling.Type.DYNAMIC, d);
                 }
                 return RopeScaling.NONE;
             case "linear":
@@ -241,7 +296,11 @@ public final class GgufModelLoader {
         return def >= 0 && def < n ? def : -1;
     }
 
-    private static void checkTensors(Path p, ModelConfig c, Map<String, TensorData> t) {
+    /**
+     * Checks that every tensor the model description requires is present with the shape it implies (ggml dims), and
+     * that vectors (norms, biases) have a float type. Errors name {@code p}.
+     */
+    public static void checkTensors(Path p, ModelConfig c, Map<String, TensorData> t) {
         long dim = c.dim(), q = c.qDim(), kv = c.kvDim(), ffn = c.ffn(), vocab = c.vocabSize();
         expect(p, t, "token_embd.weight", dim, vocab);
         expect(p, t, "output_norm.weight", dim);
