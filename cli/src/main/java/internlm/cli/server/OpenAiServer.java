@@ -253,15 +253,27 @@ public final class OpenAiServer implements AutoCloseable {
         }
     }
 
+    /** Bodies up to this size are read to their end even when too large, so that the client gets the 413 answer. */
+    private static final long DRAIN_LIMIT = 64L << 20;
+
     private byte[] body(Request req) throws IOException {
         long declared = req.getHeaders().getLongField(HttpHeader.CONTENT_LENGTH);
-        if (declared > cfg.maxBodyBytes()) {
-            throw new ApiException(413, "invalid_request_error", "the request body has " + declared + " bytes; at most " + cfg.maxBodyBytes() + " are accepted", null, "request_too_large");
+        ApiException tooLarge = new ApiException(413, "invalid_request_error", "the request body is larger than the " + cfg.maxBodyBytes()
+                + " bytes accepted" + (declared > 0 ? " (" + declared + " bytes)" : ""), null, "request_too_large");
+        if (declared > DRAIN_LIMIT) {
+            throw tooLarge;
         }
         try (InputStream in = Content.Source.asInputStream(req)) {
             byte[] b = in.readNBytes(cfg.maxBodyBytes() + 1);
             if (b.length > cfg.maxBodyBytes()) {
-                throw new ApiException(413, "invalid_request_error", "the request body is larger than " + cfg.maxBodyBytes() + " bytes", null, "request_too_large");
+                // read the rest (bounded) so the connection is in a state to carry the answer
+                long skipped = b.length;
+                byte[] sink = new byte[64 << 10];
+                int n;
+                while (skipped < DRAIN_LIMIT && (n = in.read(sink)) > 0) {
+                    skipped += n;
+                }
+                throw tooLarge;
             }
             return b;
         }
