@@ -19,14 +19,14 @@ import java.util.SplittableRandom;
 import static org.junit.jupiter.api.Assertions.*;
 
 /** POST /v1/rewards on a synthetic InternLM2-Reward model (random weights, reward token, v_head). */
-class ServerRewardTest {
+public class ServerRewardTest {
     static Path dir;
     static Engine engine;
     static OpenAiServer server;
     static Http http;
 
     /** A small reward model file (also used by the CLI's score test). */
-    static Path writeRewardModel(Path dir) throws Exception {
+    public static Path writeRewardModel(Path dir) throws Exception {
         SyntheticGguf g = new SyntheticGguf(SyntheticGguf.Spec.internlm2(64, 2, 4, 2, 96, GgmlType.F32, 3));
         g.extraToken(RewardScorer.REWARD_TOKEN, 5);
         float[] head = new float[64];
