@@ -264,7 +264,15 @@ public final class OpenAiServer implements AutoCloseable {
             throw tooLarge;
         }
         try (InputStream in = Content.Source.asInputStream(req)) {
-            byte[] b = in.readNBytes(cfg.maxBodyBytes() + 1);
+            byte[] b;
+            try {
+                b = in.readNBytes(cfg.maxBodyBytes() + 1);
+            } catch (IOException e) {
+                boolean timeout = e.getCause() instanceof java.util.concurrent.TimeoutException || e instanceof java.io.InterruptedIOException;
+                throw new ApiException(timeout ? 408 : 400, "invalid_request_error", timeout
+                        ? "the request body did not arrive in time (" + connector.getIdleTimeout() / 1000 + " s without data)"
+                        : "the request body could not be read: " + e.getMessage(), null, timeout ? "request_timeout" : "bad_body");
+            }
             if (b.length > cfg.maxBodyBytes()) {
                 // read the rest (bounded) so the connection is in a state to carry the answer
                 long skipped = b.length;
