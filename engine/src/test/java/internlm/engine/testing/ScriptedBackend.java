@@ -123,6 +123,11 @@ public final class ScriptedBackend implements Backend {
         return "scripted test backend";
     }
 
+    /** The vocabulary size (what {@code Backend.vocabularySize()} reports on branches that declare it). */
+    public int vocabularySize() {
+        return vocab;
+    }
+
     @Override
     public State newState(int capacity) {
         return new State(capacity);
