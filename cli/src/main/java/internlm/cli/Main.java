@@ -11,7 +11,7 @@ import java.nio.charset.StandardCharsets;
 /** {@code internlm-cli.jar}: the command-line front end. */
 @Command(name = "internlm", mixinStandardHelpOptions = true, version = "internlm 0.1.0",
         description = "Run InternLM models (InternLM2/2.5, InternLM3) on the CPU or on GPUs through TornadoVM.",
-        subcommands = {GenerateCommand.class, ChatCommand.class, TokenizeCommand.class, InfoCommand.class, BenchCommand.class, DevicesCommand.class, ConvertCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {GenerateCommand.class, ChatCommand.class, TokenizeCommand.class, InfoCommand.class, BenchCommand.class, DevicesCommand.class, ConvertCommand.class, ServeCommand.class, ScoreCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 
     @Override

@@ -102,6 +102,16 @@ final class ModelOptions {
         return c;
     }
 
+    /** The name a server announces for the model: the file (or directory) name without its extension. */
+    String modelId() {
+        if (model == null) {
+            return EMBEDDED.substring(0, EMBEDDED.length() - ".gguf".length());
+        }
+        Path name = model.toAbsolutePath().normalize().getFileName();
+        String n = name == null ? model.toString() : name.toString();
+        return n.endsWith(".gguf") ? n.substring(0, n.length() - 5) : n;
+    }
+
     String modelName() {
         return model != null ? model.toString() : "(embedded demo model " + EMBEDDED + ")";
     }

@@ -32,6 +32,24 @@ final class SamplingOptions {
     @Option(names = {"-s", "--seed"}, paramLabel = "S", defaultValue = "-1", description = "Random seed; the same seed gives the same output (-1 = random).")
     long seed;
 
+    /**
+     * The options the user gave, the given defaults for the others (a random seed unless one was given); for
+     * commands whose defaults are the model's recommended settings rather than llama.cpp's.
+     */
+    SamplerConfig config(picocli.CommandLine.ParseResult given, SamplerConfig d) {
+        long s = given.hasMatchedOption("--seed") && seed != -1 ? seed : System.nanoTime() ^ 0x9E3779B97F4A7C15L;
+        return new SamplerConfig(
+                given.hasMatchedOption("--temperature") ? temperature : d.temperature(),
+                given.hasMatchedOption("--top-k") ? topK : d.topK(),
+                given.hasMatchedOption("--top-p") ? topP : d.topP(),
+                given.hasMatchedOption("--min-p") ? minP : d.minP(),
+                given.hasMatchedOption("--repeat-penalty") ? repeatPenalty : d.repeatPenalty(),
+                given.hasMatchedOption("--frequency-penalty") ? frequencyPenalty : d.frequencyPenalty(),
+                given.hasMatchedOption("--presence-penalty") ? presencePenalty : d.presencePenalty(),
+                given.hasMatchedOption("--repeat-last-n") ? repeatLastN : d.penaltyLastN(),
+                s);
+    }
+
     SamplerConfig config() {
         long s = seed == -1 ? System.nanoTime() ^ 0x9E3779B97F4A7C15L : seed;
         return new SamplerConfig(temperature, topK, topP, minP, repeatPenalty, frequencyPenalty, presencePenalty, repeatLastN, s);

@@ -11,6 +11,8 @@ import internlm.loader.LoadedModel;
 import internlm.loader.ModelConfig;
 import internlm.loader.ModelFormatException;
 import internlm.loader.Progress;
+import internlm.loader.TensorData;
+import internlm.loader.quant.Quants;
 import internlm.loader.gguf.GgmlType;
 import internlm.loader.gguf.GgufModelLoader;
 import internlm.loader.hf.HfModelLoader;
@@ -30,6 +32,7 @@ public final class Engine implements AutoCloseable {
     private final Backend backend;
     private final int[] stopTokens;
     private final long loadMillis;
+    private final float[] rewardHead;
 
     /**
      * How to load. {@code backend}: "cpu", "tornado" or "auto" (TornadoVM when this JVM runs under it, else the CPU);
@@ -56,6 +59,31 @@ public final class Engine implements AutoCloseable {
         this.backend = backend;
         this.stopTokens = resolveStops(model, tokenizer);
         this.loadMillis = loadMillis;
+        this.rewardHead = rewardHead(model);
+    }
+
+    /**
+     * An engine over a model that is already loaded and a backend prepared for it (for backends made outside
+     * {@link #load}); the engine owns both and closes them.
+     */
+    public static Engine create(LoadedModel model, Backend backend) {
+        return new Engine(model, backend, 0);
+    }
+
+    /** InternLM2-Reward's scalar head {@code v_head.weight} (ggml dims {dim, 1}) as floats, or null. */
+    private static float[] rewardHead(LoadedModel model) {
+        TensorData t = model.optionalTensor("v_head.weight");
+        if (t == null) {
+            return null;
+        }
+        int dim = model.config().dim();
+        if (t.rowLength() != dim || t.rows() != 1) {
+            throw new ModelFormatException(model.source(), "tensor 'v_head.weight' has dims " + t.shapeString()
+                    + ", a reward head needs [" + dim + ", 1] (hidden size → one score)");
+        }
+        float[] v = new float[dim];
+        Quants.dequantize(t.type(), t.data(), 0, v, 0, dim);
+        return v;
     }
 
     /** Loads a model (GGUF file or HF directory) and prepares the chosen backend. */
@@ -172,6 +200,16 @@ public final class Engine implements AutoCloseable {
             }
         }
         return false;
+    }
+
+    /** True for reward models (a {@code v_head.weight} scalar head): they score conversations, they do not generate. */
+    public boolean isRewardModel() {
+        return rewardHead != null;
+    }
+
+    /** The reward head's weights (a copy), or null when the model has none. */
+    public float[] rewardHead() {
+        return rewardHead == null ? null : rewardHead.clone();
     }
 
     public long loadMillis() {

@@ -91,6 +91,13 @@ public final class ReferenceForward {
 
     /** Logits after the token at position pos (earlier positions must have been run). */
     public double[] forward(int token, int pos, double ropeBase) {
+        double[] xn = forwardHidden(token, pos, ropeBase);
+        String out = m.optionalTensor("output.weight") != null ? "output.weight" : "token_embd.weight";
+        return matvec(all(out), xn, c.vocabSize());
+    }
+
+    /** The hidden state after the final RMSNorm for the token at position pos (what the LM head or v_head reads). */
+    public double[] forwardHidden(int token, int pos, double ropeBase) {
         int dim = c.dim(), hd = c.headDim(), group = c.groupSize();
         float[] emb = all("token_embd.weight");
         double[] x = new double[dim];
@@ -150,8 +157,6 @@ public final class ReferenceForward {
                 x[i] += down[i];
             }
         }
-        double[] xn = rmsnorm(x, all("output_norm.weight"));
-        String out = m.optionalTensor("output.weight") != null ? "output.weight" : "token_embd.weight";
-        return matvec(all(out), xn, c.vocabSize());
+        return rmsnorm(x, all("output_norm.weight"));
     }
 }

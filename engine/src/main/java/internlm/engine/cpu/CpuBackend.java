@@ -162,20 +162,33 @@ public final class CpuBackend implements Backend {
 
     @Override
     public synchronized void forward(State state, int[] tokens, int n, int pos, double ropeBase, float[] logits) {
+        run(state, tokens, n, pos, ropeBase, logits, null);
+    }
+
+    @Override
+    public synchronized void forwardHidden(State state, int[] tokens, int n, int pos, double ropeBase, float[] hiddenOut) {
+        if (hiddenOut.length < c.dim()) {
+            throw new IllegalArgumentException("hidden state buffer holds " + hiddenOut.length + " floats, the model's dim is " + c.dim());
+        }
+        run(state, tokens, n, pos, ropeBase, null, hiddenOut);
+    }
+
+    private void run(State state, int[] tokens, int n, int pos, double ropeBase, float[] logits, float[] hidden) {
         CpuState s = (CpuState) state;
         for (int done = 0; done < n; done += MAX_BATCH) {
             int b = Math.min(MAX_BATCH, n - done);
             int[] chunk = java.util.Arrays.copyOfRange(tokens, done, done + b);
-            forwardBatch(s, chunk, b, pos + done, ropeBase, done + b == n ? logits : null);
+            boolean last = done + b == n;
+            forwardBatch(s, chunk, b, pos + done, ropeBase, last ? logits : null, last ? hidden : null);
         }
     }
 
     /**
      * The transformer, B tokens at a time. Reads like the model's definition:
      * x = embed(token); per layer: x += Wo·attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x));
-     * x += Wdown·(silu(Wgate·norm(x)) ⊙ Wup·norm(x)); logits = Wout·norm(x).
+     * x += Wdown·(silu(Wgate·norm(x)) ⊙ Wup·norm(x)); logits = Wout·norm(x) (or norm(x) itself into {@code hidden}).
      */
-    private void forwardBatch(CpuState s, int[] tokens, int B, int pos, double ropeBase, float[] logits) {
+    private void forwardBatch(CpuState s, int[] tokens, int B, int pos, double ropeBase, float[] logits, float[] hidden) {
         final int dim = c.dim(), qd = c.qDim(), kvd = c.kvDim(), ffn = c.ffn();
         s.kv.ensure(pos + B);
         for (int b = 0; b < B; b++) {
@@ -217,10 +230,15 @@ public final class CpuBackend implements Backend {
                 add(s.x, b * dim, s.xb, b * dim, dim);
             }
         }
-        if (logits != null) {
+        if (logits != null || hidden != null) {
             int last = (B - 1) * dim;
             rmsnorm(s.xb, 0, s.x, last, outputNorm, dim, c.rmsEps());
-            matmul(output, s.xb, dim, 1, logits, c.vocabSize());
+            if (hidden != null) {
+                System.arraycopy(s.xb, 0, hidden, 0, dim);
+            }
+            if (logits != null) {
+                matmul(output, s.xb, dim, 1, logits, c.vocabSize());
+            }
         }
     }
 

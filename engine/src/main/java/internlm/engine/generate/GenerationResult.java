@@ -5,7 +5,8 @@ import java.util.List;
 /**
  * The outcome of one generation.
  *
- * @param finishReason "stop" (end-of-generation token or stop string), "length" (token budget or context full)
+ * @param finishReason "stop" (end-of-generation token, stop string or stop-after token), "length" (token budget or
+ *                     context full), "cancelled" (the sink asked to stop)
  */
 public record GenerationResult(
         int[] prompt,
@@ -16,8 +17,24 @@ public record GenerationResult(
         double promptMillis,
         double decodeMillis) {
 
-    /** One generated token with the highest raw logits of the distribution it was drawn from. */
-    public record Step(int token, List<TopLogit> top) {}
+    /**
+     * One generated token with the highest raw logits of the distribution it was drawn from.
+     *
+     * @param logit     the raw logit of the chosen token
+     * @param logSumExp log Σ exp(logit) over the whole vocabulary, so that logit − logSumExp is a log-probability
+     *                  of the model's distribution (before penalties, truncation and temperature)
+     */
+    public record Step(int token, List<TopLogit> top, float logit, double logSumExp) {
+        /** The chosen token's log-probability under the model. */
+        public double logprob() {
+            return logit - logSumExp;
+        }
+
+        /** The log-probability of a token with this raw logit in the same distribution. */
+        public double logprob(float otherLogit) {
+            return otherLogit - logSumExp;
+        }
+    }
 
     public record TopLogit(int id, String piece, float logit) {}
 

@@ -8,6 +8,7 @@ import internlm.engine.tokenizer.Tokenizer;
 import internlm.loader.ModelConfig;
 import internlm.loader.ModelConfig.RopeScaling;
 
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -26,6 +27,7 @@ public final class Session implements AutoCloseable {
     private int length;     // tokens in the sequence
     private int evaluated;  // tokens whose keys/values are in the cache
     private final float[] logits;
+    private float[] hidden;
 
     public Session(Engine engine, int contextTokens) {
         if (contextTokens <= 0) {
@@ -77,8 +79,22 @@ public final class Session implements AutoCloseable {
      */
     public float[] prefill(int[] ids) {
         setSequence(ids);
-        evaluatePending();
+        evaluatePending(false);
         return logits;
+    }
+
+    /**
+     * Like {@link #prefill}, but returns the last token's hidden state after the final RMSNorm ({@code dim}
+     * floats, a view valid until the next call) instead of logits: what a reward head scores.
+     */
+    public float[] prefillHidden(int[] ids) {
+        setSequence(ids);
+        if (hidden == null) {
+            hidden = new float[config.dim()];
+        }
+        evaluatePending(true);
+        return hidden;
+
     }
 
     /** As {@link #prefill} but returns only the id of the largest logit (no logits leave a GPU). */
@@ -95,7 +111,7 @@ public final class Session implements AutoCloseable {
             throw new ContextOverflowException(ids.length, capacity, config.contextLength());
         }
         int common = 0;
-        int limit = Math.min(evaluated, ids.length - 1); // always evaluate at least the last token to get its logits
+        int limit = Math.min(evaluated, ids.length - 1); // always evaluate at least the last token to get its output
         while (common < limit && tokens[common] == ids[common]) {
             common++;
         }
@@ -110,7 +126,7 @@ public final class Session implements AutoCloseable {
             throw new ContextOverflowException(length + 1, capacity, config.contextLength());
         }
         tokens[length++] = token;
-        evaluatePending();
+        evaluatePending(false);
         return logits;
     }
 
@@ -135,13 +151,23 @@ public final class Session implements AutoCloseable {
         return next;
     }
 
-    private void evaluatePending() {
+    private void evaluatePending(boolean toHidden) {
         int n = length - evaluated;
         if (n <= 0) {
             return;
         }
         int[] batch = Arrays.copyOfRange(tokens, evaluated, length);
-        backend.forward(state, batch, n, evaluated, ropeBase(config, length), logits);
+        try {
+            if (toHidden) {
+                backend.forwardHidden(state, batch, n, evaluated, ropeBase(config, length), hidden);
+            } else {
+                backend.forward(state, batch, n, evaluated, ropeBase(config, length), logits);
+            }
+        } catch (RuntimeException | Error e) {
+            // the cache may hold part of the batch: forget what was not confirmed so the next call redoes it
+            length = evaluated;
+            throw e;
+        }
         evaluated = length;
     }
 
@@ -181,15 +207,26 @@ public final class Session implements AutoCloseable {
                 List<GenerationResult.TopLogit> top = params.topLogits() > 0 ? topLogits(l, params.topLogits(), tok) : null;
                 next = sampler.sample(l, tokens, length);
                 if (top != null) {
-                    steps.add(new GenerationResult.Step(next, top));
+                    GenerationResult.Step step = new GenerationResult.Step(next, top, l[next], logSumExp(l));
+                    steps.add(step);
+                    sink.step(step);
                 }
             }
             out.add(next);
             boolean eog = engine.isStop(next) && !params.ignoreEos();
-            String piece = eog ? "" : stops.push(decoder.accept(next));
+            String decoded;
+            if (eog) {
+                decoded = "";
+            } else if (!params.renderSpecial() && params.rendersToken(next)) {
+                // a control token kept as text: it ends any unfinished UTF-8 sequence before it
+                decoded = decoder.flush() + new String(tok.pieceBytes(next, true), StandardCharsets.UTF_8);
+            } else {
+                decoded = decoder.accept(next);
+            }
+            String piece = eog ? "" : stops.push(decoded);
             text.append(piece);
             boolean more = sink.accept(next, piece);
-            if (eog || stops.stopped()) {
+            if (eog || stops.stopped() || (params.stopsAfter(next) && !params.ignoreEos())) {
                 finish = "stop";
                 appendUnevaluated(next);
                 break;
@@ -210,7 +247,7 @@ public final class Session implements AutoCloseable {
                 l = append(next);
             }
         }
-        if (!stops.stopped()) {
+        if (!stops.stopped() && !finish.equals("cancelled")) {
             String tail = stops.push(decoder.flush()) + stops.flush();
             if (!tail.isEmpty()) {
                 text.append(tail);
@@ -220,6 +257,19 @@ public final class Session implements AutoCloseable {
         long t2 = System.nanoTime();
         return new GenerationResult(prompt.clone(), out.stream().mapToInt(Integer::intValue).toArray(), text.toString(),
                 steps, finish, (t1 - t0) / 1e6, (t2 - t1) / 1e6);
+    }
+
+    /** log Σ exp(l[i]), computed stably. */
+    static double logSumExp(float[] l) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (float v : l) {
+            max = Math.max(max, v);
+        }
+        double sum = 0;
+        for (float v : l) {
+            sum += Math.exp(v - max);
+        }
+        return max + Math.log(sum);
     }
 
     /** Adds a sampled token to the sequence without evaluating it (generation ended). */

@@ -33,6 +33,13 @@ public interface Backend extends AutoCloseable {
     void forward(State state, int[] tokens, int n, int pos, double ropeBase, float[] logits);
 
     /**
+     * Like {@link #forward}, but instead of logits writes the hidden state of the last token after the final
+     * RMSNorm (the LM head's input, {@code dim} floats) into {@code hiddenOut}. Reward models (InternLM2-Reward)
+     * apply their scalar head {@code v_head} to it.
+     */
+    void forwardHidden(State state, int[] tokens, int n, int pos, double ropeBase, float[] hiddenOut);
+
+    /**
      * Runs one token and returns the id of its largest logit (greedy decoding). Backends that can compute the argmax
      * where the logits are (a GPU) override this to avoid copying the logits back.
      */

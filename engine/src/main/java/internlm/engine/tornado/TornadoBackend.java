@@ -53,6 +53,8 @@ public final class TornadoBackend implements Backend {
     private final FloatArray rope;
     private final FloatArray logits;
     private final IntArray result = new IntArray(1);
+    /** The logits graph's normalised final hidden state (reward heads read it). */
+    private FloatArray hidden;
     /** Powers of two for decoding half-precision bits in kernels (F16 weights, F16 KV cache). */
     private final FloatArray pow2 = KernelSupport.halfTable();
     /** Use native half loads (devices with cl_khr_fp16 / CUDA) instead of decoding bits: -Dinternlm.tornado.nativeHalf=true. */
@@ -425,7 +427,8 @@ public final class TornadoBackend implements Backend {
             lg.task("argmax_final", LayerKernels::argmaxFinal, lctx, argVal, argIdx, result, ARGMAX_GROUPS);
             grid("logits", "argmax_final", 64, 64);
             lg.transferToHost(DataTransferMode.EVERY_EXECUTION, result);
-            lg.transferToHost(DataTransferMode.UNDER_DEMAND, logits);
+            lg.transferToHost(DataTransferMode.UNDER_DEMAND, logits, xb);
+            hidden = xb;
             out.add(lg.snapshot());
             progress.update("preparing weights for the device", toPack, toPack);
             return out;
@@ -531,6 +534,21 @@ public final class TornadoBackend implements Backend {
             for (int i = 0; i < out.length; i++) {
                 out[i] = logits.get(i);
             }
+        }
+    }
+
+    @Override
+    public synchronized void forwardHidden(State s, int[] tokens, int n, int pos, double ropeBase, float[] hiddenOut) {
+        if (n <= 0) {
+            return;
+        }
+        for (int i = 0; i < n - 1; i++) {
+            step(tokens[i], pos + i, ropeBase, false);
+        }
+        TornadoExecutionResult r = step(tokens[n - 1], pos + n - 1, ropeBase, true);
+        r.transferToHost(hidden);
+        for (int i = 0; i < c.dim(); i++) {
+            hiddenOut[i] = hidden.get(i);
         }
     }
 

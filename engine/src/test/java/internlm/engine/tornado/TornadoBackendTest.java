@@ -119,6 +119,22 @@ class TornadoBackendTest {
     }
 
     @Test
+    void finalHiddenStateForRewardHeadsMatchesTheCpu() {
+        Path f = Fixtures.fixture("internlm2-tiny-q8_0.gguf");
+        try (Engine cpu = load(f, "cpu", false, false); Engine gpu = load(f, "tornado", false, false)) {
+            int[] prompt = {1, 300, 301, 302, 303};
+            float[] hc = new float[cpu.config().dim()], hg = new float[gpu.config().dim()];
+            try (var sc = cpu.backend().newState(16); var sg = gpu.backend().newState(16)) {
+                cpu.backend().forwardHidden(sc, prompt, prompt.length, 0, cpu.config().ropeTheta(), hc);
+                gpu.backend().forwardHidden(sg, prompt, prompt.length, 0, gpu.config().ropeTheta(), hg);
+            }
+            for (int i = 0; i < hc.length; i++) {
+                assertEquals(hc[i], hg[i], 1e-4 * Math.max(1, Math.abs(hc[i])), "hidden " + i);
+            }
+        }
+    }
+
+    @Test
     void halfPrecisionKvCache() {
         Path f = Fixtures.fixture("internlm3-tiny-f32.gguf");
         try (Engine cpu = load(f, "cpu", false); Engine gpu = load(f, "tornado", true);

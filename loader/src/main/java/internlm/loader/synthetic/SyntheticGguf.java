@@ -42,6 +42,9 @@ public final class SyntheticGguf {
     private final Spec spec;
     private final Map<String, UnaryOperator<Tensor>> overrides = new LinkedHashMap<>();
     private final Map<String, Object> extraMetadata = new LinkedHashMap<>();
+    private final List<String> extraTokens = new ArrayList<>();
+    private final List<Integer> extraTokenTypes = new ArrayList<>();
+    private final List<Tensor> extraTensors = new ArrayList<>();
 
     /** A tensor about to be written: its type, dims and float values (quantized on write). */
     public record Tensor(String name, GgmlType type, long[] dims, float[] values, byte[] raw) {}
@@ -62,6 +65,19 @@ public final class SyntheticGguf {
         return this;
     }
 
+    /** Appends a token to the vocabulary (after the ChatML specials) with a llama.cpp token type (1 normal … 6 byte). */
+    public SyntheticGguf extraToken(String piece, int type) {
+        extraTokens.add(piece);
+        extraTokenTypes.add(type);
+        return this;
+    }
+
+    /** Adds a tensor the model description does not need (e.g. a reward model's {@code v_head.weight}). */
+    public SyntheticGguf extraTensor(Tensor t) {
+        extraTensors.add(t);
+        return this;
+    }
+
     public static String[] vocabulary() {
         List<String> v = new ArrayList<>(List.of("<unk>", "<s>", "</s>"));
         for (int b = 0; b < 256; b++) {
@@ -73,12 +89,15 @@ public final class SyntheticGguf {
 
     public void write(Path out) throws IOException {
         Spec s = spec;
-        String[] tokens = vocabulary();
+        String[] base = vocabulary();
+        List<String> all = new ArrayList<>(List.of(base));
+        all.addAll(extraTokens);
+        String[] tokens = all.toArray(new String[0]);
         int n = tokens.length;
         int[] types = new int[n];
         float[] scores = new float[n];
         for (int i = 0; i < n; i++) {
-            types[i] = i == 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 3;
+            types[i] = i >= base.length ? extraTokenTypes.get(i - base.length) : i == 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 3;
         }
         String a = s.arch() + ".";
         GgufWriter w = new GgufWriter()
@@ -138,6 +157,7 @@ public final class SyntheticGguf {
         }
         ts.add(norm("output_norm.weight", s.dim(), rnd));
         ts.add(matrix("output.weight", s.dim(), n, 4, rnd));
+        ts.addAll(extraTensors);
         for (Tensor t : ts) {
             UnaryOperator<Tensor> f = overrides.get(t.name());
             Tensor t2 = f == null ? t : f.apply(t);

@@ -1,0 +1,939 @@
+package internlm.cli.server;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import internlm.engine.Engine;
+import internlm.engine.chat.ChatDefaults;
+import internlm.engine.chat.ChatMessage;
+import internlm.engine.chat.ChatTemplate;
+import internlm.engine.chat.ToolCall;
+import internlm.engine.chat.ToolCallParser;
+import internlm.engine.generate.GenerationParams;
+import internlm.engine.generate.GenerationResult;
+import internlm.engine.generate.TokenSink;
+import internlm.engine.reward.RewardScorer;
+import internlm.engine.sampling.SamplerConfig;
+import internlm.engine.tokenizer.Tokenizer;
+import org.eclipse.jetty.http.HttpHeader;
+import org.eclipse.jetty.http.HttpFields;
+import org.eclipse.jetty.io.Content;
+import org.eclipse.jetty.server.Handler;
+import org.eclipse.jetty.server.HttpConfiguration;
+import org.eclipse.jetty.server.HttpConnectionFactory;
+import org.eclipse.jetty.server.Request;
+import org.eclipse.jetty.server.Response;
+import org.eclipse.jetty.server.Server;
+import org.eclipse.jetty.server.ServerConnector;
+import org.eclipse.jetty.server.handler.ErrorHandler;
+import org.eclipse.jetty.util.Blocker;
+import org.eclipse.jetty.util.Callback;
+import org.eclipse.jetty.util.thread.QueuedThreadPool;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Consumer;
+
+/**
+ * An OpenAI-compatible HTTP server for one model (Jetty): {@code POST /v1/chat/completions}, {@code POST
+ * /v1/completions}, {@code POST /v1/rewards} (reward models), {@code GET /v1/models}, {@code GET /health}.
+ * Streaming answers are server-sent events exactly as OpenAI clients parse them.
+ *
+ * <p>Concurrency: {@code parallel} sessions, each with its own KV cache, generate at once (the backend interleaves
+ * them token by token); further requests wait in a bounded queue and are refused with 503 when it is full. A
+ * streaming client that disconnects stops its generation at the next token and frees its session.
+ *
+ * <p>Bad input of any kind (malformed JSON, wrong types, unknown model or role, empty messages, a prompt or
+ * max_tokens beyond the context, unknown paths) is answered with a 4xx and an OpenAI error object.
+ */
+public final class OpenAiServer implements AutoCloseable {
+    private final Engine engine;
+    private final ServerConfig cfg;
+    private final ChatTemplate template;
+    private final ChatTemplate thinkingTemplate;
+    private final RewardScorer scorer;
+    private final SlotPool pool;
+    private final Server server;
+    private final ServerConnector connector;
+    private final Consumer<String> log;
+    private final long created = System.currentTimeMillis() / 1000;
+
+    private final AtomicLong requests = new AtomicLong(), completed = new AtomicLong(), cancelled = new AtomicLong(),
+            rejected = new AtomicLong(), invalid = new AtomicLong(), failed = new AtomicLong(), tokensOut = new AtomicLong();
+
+    /** @param log receives one line per finished request (null: silent) */
+    public OpenAiServer(Engine engine, ServerConfig cfg, Consumer<String> log) {
+        this.engine = engine;
+        this.cfg = cfg;
+        this.log = log == null ? s -> { } : log;
+        this.template = ChatTemplate.forModel(engine.tokenizer(), cfg.builtInTemplate());
+        this.thinkingTemplate = template.withDefaultSystemPrompt(ChatTemplate.THINKING_SYSTEM_PROMPT);
+        this.scorer = engine.isRewardModel() ? new RewardScorer(engine, template) : null;
+        this.pool = new SlotPool(engine, cfg.parallel(), cfg.context(), cfg.queue());
+        QueuedThreadPool threads = new QueuedThreadPool(Math.max(32, cfg.parallel() + cfg.queue() + 16), 4, cfg.threadIdleMillis());
+        threads.setName("internlm-http");
+        threads.setReservedThreads(0);      // no speculative pre-started threads: the pool is exactly what requests use
+        threads.setMaxEvictCount(1024);     // after a burst, all idle threads leave after one idle period
+        server = new Server(threads);
+        HttpConfiguration http = new HttpConfiguration();
+        http.setSendServerVersion(false);
+        http.setSendXPoweredBy(false);
+        connector = new ServerConnector(server, 1, 1, new HttpConnectionFactory(http));
+        connector.setHost(cfg.host());
+        connector.setPort(cfg.port());
+        connector.setIdleTimeout(30_000);
+        server.addConnector(connector);
+        server.setHandler(new Api());
+        server.setErrorHandler(new JsonErrors());
+        server.setStopTimeout(2_000);
+    }
+
+    public void start() throws Exception {
+        server.start();
+    }
+
+    /** The port the server listens on (useful with port 0). */
+    public int port() {
+        return connector.getLocalPort();
+    }
+
+    public void join() throws InterruptedException {
+        server.join();
+    }
+
+    public String modelId() {
+        return cfg.modelId();
+    }
+
+    /** Counters since start: requests, completed, cancelled, rejected (busy), invalid (4xx), failed (5xx), tokens. */
+    public Map<String, Long> metrics() {
+        Map<String, Long> m = new LinkedHashMap<>();
+        m.put("requests", requests.get());
+        m.put("completed", completed.get());
+        m.put("cancelled", cancelled.get());
+        m.put("rejected", rejected.get());
+        m.put("invalid", invalid.get());
+        m.put("failed", failed.get());
+        m.put("generated_tokens", tokensOut.get());
+        return m;
+    }
+
+    @Override
+    public void close() throws Exception {
+        try {
+            server.stop();
+        } finally {
+            pool.close();
+        }
+    }
+
+    // ------------------------------------------------------------------ HTTP plumbing
+
+    /** The client went away while we were writing to it (nothing more can be sent). */
+    private static final class ClientGone extends Exception {
+        ClientGone(Throwable cause) {
+            super(cause);
+        }
+    }
+
+    private final class Api extends Handler.Abstract {
+        Api() {
+            super(InvocationType.BLOCKING);
+        }
+
+        @Override
+        public boolean handle(Request req, Response res, Callback cb) {
+            requests.incrementAndGet();
+            // a long generation without writes (non-streaming) must not be cut by the connection's idle timeout
+            req.addIdleTimeoutListener(t -> false);
+            try {
+                route(req, res);
+                cb.succeeded();
+            } catch (ApiException e) {
+                (e.status == 503 ? rejected : invalid).incrementAndGet();
+                sendError(res, cb, e);
+            } catch (ClientGone e) {
+                cancelled.incrementAndGet();
+                cb.failed(e.getCause());
+            } catch (Throwable t) {
+                failed.incrementAndGet();
+                log.accept("error: " + req.getMethod() + " " + req.getHttpURI().getPath() + ": " + t);
+                if (!res.isCommitted()) {
+                    sendError(res, cb, new ApiException(500, "server_error", "internal error: " + t.getClass().getSimpleName()
+                            + (t.getMessage() == null ? "" : ": " + t.getMessage()), null, null));
+                } else {
+                    cb.failed(t);
+                }
+            }
+            return true;
+        }
+    }
+
+    private void sendError(Response res, Callback cb, ApiException e) {
+        if (res.isCommitted()) {
+            cb.failed(e);
+            return;
+        }
+        try {
+            res.getHeaders().clear();
+            if (e.status == 503) {
+                res.getHeaders().put(HttpHeader.RETRY_AFTER, "1");
+            }
+            writeJson(res, e.status, errorBody(e.status, e.getMessage(), e.type, e.param, e.code));
+            cb.succeeded();
+        } catch (IOException io) {
+            cb.failed(io);
+        }
+    }
+
+    static ObjectNode errorBody(int status, String message, String type, String param, String code) {
+        ObjectNode err = JsonNodeFactory.instance.objectNode();
+        err.put("message", message);
+        err.put("type", type);
+        err.put("param", param);
+        if (code != null) {
+            err.put("code", code);
+        } else {
+            err.put("code", status == 404 ? "not_found" : status == 405 ? "method_not_allowed" : null);
+        }
+        ObjectNode body = JsonNodeFactory.instance.objectNode();
+        body.set("error", err);
+        return body;
+    }
+
+    private static void writeJson(Response res, int status, JsonNode body) throws IOException {
+        byte[] bytes;
+        try {
+            bytes = Requests.JSON.writeValueAsBytes(body);
+        } catch (JsonProcessingException e) {
+            throw new IOException(e);
+        }
+        res.setStatus(status);
+        res.getHeaders().put(HttpHeader.CONTENT_TYPE, "application/json");
+        res.getHeaders().put(HttpHeader.CONTENT_LENGTH, bytes.length);
+        try (Blocker.Callback b = Blocker.callback()) {
+            res.write(true, ByteBuffer.wrap(bytes), b);
+            b.block();
+        }
+    }
+
+    /** Jetty's own errors (malformed HTTP, unknown paths reached outside our handler) as OpenAI error objects too. */
+    private static final class JsonErrors extends ErrorHandler {
+        @Override
+        public boolean handle(Request request, Response response, Callback callback) {
+            int status = response.getStatus() >= 400 ? response.getStatus() : 500;
+            Object msg = request.getAttribute(ERROR_MESSAGE);
+            try {
+                writeJson(response, status, errorBody(status, msg == null ? "HTTP error " + status : msg.toString(),
+                        status >= 500 ? "server_error" : "invalid_request_error", null, null));
+                callback.succeeded();
+            } catch (IOException e) {
+                callback.failed(e);
+            }
+            return true;
+        }
+
+        @Override
+        public ByteBuffer badMessageError(int status, String reason, HttpFields.Mutable fields) {
+            fields.put(HttpHeader.CONTENT_TYPE, "application/json");
+            String json = errorBody(status, "malformed HTTP request" + (reason == null ? "" : ": " + reason), "invalid_request_error", null, null).toString();
+            return ByteBuffer.wrap(json.getBytes(StandardCharsets.UTF_8));
+        }
+    }
+
+    /** Bodies up to this size are read to their end even when too large, so that the client gets the 413 answer. */
+    private static final long DRAIN_LIMIT = 64L << 20;
+
+    private byte[] body(Request req) throws IOException {
+        long declared = req.getHeaders().getLongField(HttpHeader.CONTENT_LENGTH);
+        ApiException tooLarge = new ApiException(413, "invalid_request_error", "the request body is larger than the " + cfg.maxBodyBytes()
+                + " bytes accepted" + (declared > 0 ? " (" + declared + " bytes)" : ""), null, "request_too_large");
+        if (declared > DRAIN_LIMIT) {
+            throw tooLarge;
+        }
+        try (InputStream in = Content.Source.asInputStream(req)) {
+            byte[] b;
+            try {
+                b = in.readNBytes(cfg.maxBodyBytes() + 1);
+            } catch (IOException e) {
+                boolean timeout = e.getCause() instanceof java.util.concurrent.TimeoutException || e instanceof java.io.InterruptedIOException;
+                throw new ApiException(timeout ? 408 : 400, "invalid_request_error", timeout
+                        ? "the request body did not arrive in time (" + connector.getIdleTimeout() / 1000 + " s without data)"
+                        : "the request body could not be read: " + e.getMessage(), null, timeout ? "request_timeout" : "bad_body");
+            }
+            if (b.length > cfg.maxBodyBytes()) {
+                // read the rest (bounded) so the connection is in a state to carry the answer
+                long skipped = b.length;
+                byte[] sink = new byte[64 << 10];
+                int n;
+                while (skipped < DRAIN_LIMIT && (n = in.read(sink)) > 0) {
+                    skipped += n;
+                }
+                throw tooLarge;
+            }
+            return b;
+        }
+    }
+
+    private void route(Request req, Response res) throws IOException, ClientGone {
+        String path = req.getHttpURI().getPath();
+        if (path.length() > 1 && path.endsWith("/")) {
+            path = path.substring(0, path.length() - 1);
+        }
+        String method = req.getMethod();
+        switch (path) {
+            case "/health" -> {
+                requireMethod(method, "GET");
+                writeJson(res, 200, health());
+            }
+            case "/v1/models" -> {
+                requireMethod(method, "GET");
+                ObjectNode list = JsonNodeFactory.instance.objectNode();
+                list.put("object", "list");
+                list.putArray("data").add(modelObject());
+                writeJson(res, 200, list);
+            }
+            case "/v1/chat/completions" -> {
+                requireMethod(method, "POST");
+                chat(Requests.object(body(req)), res);
+            }
+            case "/v1/completions" -> {
+                requireMethod(method, "POST");
+                completion(Requests.object(body(req)), res);
+            }
+            case "/v1/rewards" -> {
+                requireMethod(method, "POST");
+                reward(Requests.object(body(req)), res);
+            }
+            default -> {
+                if (path.startsWith("/v1/models/")) {
+                    requireMethod(method, "GET");
+                    String id = path.substring("/v1/models/".length());
+                    if (!id.equals(cfg.modelId())) {
+                        throw new ApiException(404, "invalid_request_error", "The model '" + id + "' does not exist; this server serves '" + cfg.modelId() + "'", "model", "model_not_found");
+                    }
+                    writeJson(res, 200, modelObject());
+                    return;
+                }
+                throw new ApiException(404, "invalid_request_error", "unknown path " + path
+                        + " (POST /v1/chat/completions, /v1/completions, /v1/rewards; GET /v1/models, /health)", null, "not_found");
+            }
+        }
+    }
+
+    private static void requireMethod(String method, String expected) {
+        if (!method.equals(expected)) {
+            throw new ApiException(405, "invalid_request_error", "use " + expected + " for this path, not " + method, null, "method_not_allowed");
+        }
+    }
+
+    private ObjectNode modelObject() {
+        ObjectNode m = JsonNodeFactory.instance.objectNode();
+        m.put("id", cfg.modelId());
+        m.put("object", "model");
+        m.put("created", created);
+        m.put("owned_by", "internlm-tornado");
+        ObjectNode meta = m.putObject("meta");
+        meta.put("family", engine.config().family().label);
+        meta.put("context", cfg.context());
+        meta.put("vocab_size", engine.config().vocabSize());
+        meta.put("reward_model", engine.isRewardModel());
+        meta.put("chat_template", template.origin());
+        meta.put("backend", engine.backend().description());
+        return m;
+    }
+
+    private ObjectNode health() {
+        ObjectNode h = JsonNodeFactory.instance.objectNode();
+        h.put("status", "ok");
+        h.put("model", cfg.modelId());
+        ObjectNode slots = h.putObject("slots");
+        slots.put("total", pool.slots());
+        slots.put("busy", pool.busy());
+        slots.put("waiting", pool.waiting());
+        ObjectNode m = h.putObject("requests");
+        metrics().forEach(m::put);
+        return h;
+    }
+
+    private void checkModel(ObjectNode body) {
+        String model = Requests.string(body, "model");
+        if (model != null && !model.equals(cfg.modelId())) {
+            throw new ApiException(404, "invalid_request_error", "The model '" + model + "' does not exist; this server serves '" + cfg.modelId() + "'",
+                    "model", "model_not_found");
+        }
+    }
+
+    private void refuseRewardModel() {
+        if (engine.isRewardModel()) {
+            throw ApiException.invalid("model", "'" + cfg.modelId() + "' is a reward model: it scores conversations (POST /v1/rewards) and does not generate text",
+                    "reward_model");
+        }
+    }
+
+    private static String newId(String prefix) {
+        return prefix + Long.toHexString(ThreadLocalRandom.current().nextLong() & Long.MAX_VALUE)
+                + Long.toHexString(ThreadLocalRandom.current().nextLong() & 0xffffffffL);
+    }
+
+    // ------------------------------------------------------------------ generation requests
+
+    /** What to generate, checked against the context: prompt, parameters, streaming options. */
+    private record Job(int[] prompt, GenerationParams params, boolean stream, boolean includeUsage, boolean logprobs, int topLogprobs) {}
+
+    private Job job(ObjectNode body, int[] prompt, int defaultMax, boolean tools, ChatTemplate t, boolean chatLogprobs) {
+        if (prompt.length >= cfg.context()) {
+            throw ApiException.invalid("messages", "the prompt has " + prompt.length + " tokens but the context holds " + cfg.context()
+                    + " (prompt and reply together); shorten the conversation", "context_length_exceeded");
+        }
+        Long maxTokens = Requests.integer(body, "max_completion_tokens", 1, Long.MAX_VALUE);
+        if (maxTokens == null) {
+            maxTokens = Requests.integer(body, "max_tokens", 1, Long.MAX_VALUE);
+        }
+        int room = cfg.context() - prompt.length;
+        if (maxTokens != null && maxTokens > room) {
+            throw ApiException.invalid(body.has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens",
+                    "the context holds " + cfg.context() + " tokens, the prompt takes " + prompt.length + " and you asked for " + maxTokens
+                            + " more; ask for at most " + room, "context_length_exceeded");
+        }
+        int max = maxTokens != null ? maxTokens.intValue() : Math.min(defaultMax, room);
+        Requests.singleChoice(body);
+        SamplerConfig sampler = Requests.sampler(body, ChatDefaults.sampler(engine.config().family(), 0));
+        List<String> stops = Requests.stops(body);
+        Boolean ignoreEos = Requests.bool(body, "ignore_eos");
+        boolean stream = Boolean.TRUE.equals(Requests.bool(body, "stream"));
+        boolean includeUsage = false;
+        JsonNode so = Requests.field(body, "stream_options");
+        if (so != null) {
+            if (!so.isObject()) {
+                throw ApiException.invalid("stream_options", "'stream_options' must be an object");
+            }
+            Boolean iu = Requests.bool((ObjectNode) so, "include_usage");
+            includeUsage = Boolean.TRUE.equals(iu);
+        }
+        boolean logprobs;
+        int top = 0;
+        if (chatLogprobs) {
+            logprobs = Boolean.TRUE.equals(Requests.bool(body, "logprobs"));
+            Long tl = Requests.integer(body, "top_logprobs", 0, Requests.MAX_TOP_LOGPROBS);
+            if (tl != null && !logprobs && tl > 0) {
+                throw ApiException.invalid("top_logprobs", "'top_logprobs' needs \"logprobs\": true");
+            }
+            top = tl == null ? 0 : tl.intValue();
+        } else {
+            Long lp = Requests.integer(body, "logprobs", 0, Requests.MAX_TOP_LOGPROBS);
+            logprobs = lp != null;
+            top = lp == null ? 0 : lp.intValue();
+        }
+        JsonNode rf = Requests.field(body, "response_format");
+        if (rf != null && !(rf.isObject() && rf.path("type").isTextual() && rf.path("type").textValue().equals("text"))) {
+            throw ApiException.invalid("response_format", "only {\"type\": \"text\"} is supported as response_format");
+        }
+        GenerationParams params = new GenerationParams(max, sampler, Boolean.TRUE.equals(ignoreEos), stops, logprobs ? Math.max(1, top) : 0, false,
+                tools ? t.actionTokens() : null, tools && t.actionEndToken() >= 0 ? new int[] {t.actionEndToken()} : null);
+        return new Job(prompt, params, stream, includeUsage, logprobs, top);
+    }
+
+    private void chat(ObjectNode body, Response res) throws IOException, ClientGone {
+        checkModel(body);
+        refuseRewardModel();
+        Boolean think = Requests.bool(body, "think");
+        boolean thinking = think != null ? think : cfg.think();
+        ChatTemplate t = thinking ? thinkingTemplate : template;
+        Set<String> declared = new HashSet<>();
+        ArrayNode functions = Requests.functions(body, declared);
+        boolean offered = Requests.toolsOffered(body);
+        List<ChatMessage> messages = Requests.messages(body, declared);
+        boolean interpreter = messages.stream().anyMatch(m -> m.role().equals("system") && "interpreter".equals(m.name()) || "<|interpreter|>".equals(m.name()));
+        ArrayNode offeredFunctions = offered ? functions : null;
+        boolean tools = offered && (offeredFunctions != null && !offeredFunctions.isEmpty() || interpreter);
+        int[] prompt;
+        try {
+            prompt = t.encode(messages, offeredFunctions, true);
+        } catch (IllegalArgumentException e) {
+            throw ApiException.invalid("messages", e.getMessage());
+        }
+        Job job = job(body, prompt, ChatDefaults.maxTokens(thinking), tools, t, true);
+        String id = newId("chatcmpl-");
+        long now = System.currentTimeMillis() / 1000;
+        ChatOutput out = new ChatOutput(tools ? new ToolCallParser() : null, job, id, now);
+        generate(job, out, res, "chat");
+    }
+
+    private void completion(ObjectNode body, Response res) throws IOException, ClientGone {
+        checkModel(body);
+        refuseRewardModel();
+        JsonNode p = Requests.field(body, "prompt");
+        int[] prompt;
+        if (p == null) {
+            throw ApiException.invalid("prompt", "'prompt' is required: a string (or an array of token ids)");
+        } else if (p.isTextual()) {
+            prompt = template.encodeText(p.textValue());
+        } else if (p.isArray() && p.size() == 1 && p.get(0).isTextual()) {
+            prompt = template.encodeText(p.get(0).textValue());
+        } else if (p.isArray() && !p.isEmpty() && p.get(0).isNumber()) {
+            prompt = new int[p.size()];
+            for (int i = 0; i < p.size(); i++) {
+                JsonNode v = p.get(i);
+                if (!v.isIntegralNumber() || v.longValue() < 0 || v.longValue() >= engine.config().vocabSize()) {
+                    throw ApiException.invalid("prompt", "prompt[" + i + "] must be a token id in 0.." + (engine.config().vocabSize() - 1));
+                }
+                prompt[i] = v.intValue();
+            }
+        } else {
+            throw ApiException.invalid("prompt", "'prompt' must be a string, an array with one string, or an array of token ids; got " + Requests.kind(p)
+                    + (p.isArray() && p.size() > 1 ? " of several prompts (send one per request)" : ""));
+        }
+        if (prompt.length == 0) {
+            throw ApiException.invalid("prompt", "'prompt' is empty");
+        }
+        if (Boolean.TRUE.equals(Requests.bool(body, "echo"))) {
+            throw ApiException.invalid("echo", "'echo' is not supported");
+        }
+        if (Requests.field(body, "suffix") != null) {
+            throw ApiException.invalid("suffix", "'suffix' (insertion) is not supported by InternLM models");
+        }
+        Long bestOf = Requests.integer(body, "best_of", 1, 128);
+        if (bestOf != null && bestOf != 1) {
+            throw ApiException.invalid("best_of", "only best_of = 1 is supported");
+        }
+        Job job = job(body, prompt, 16, false, template, false);
+        TextOutput out = new TextOutput(job, newId("cmpl-"), System.currentTimeMillis() / 1000);
+        generate(job, out, res, "completion");
+    }
+
+    private void reward(ObjectNode body, Response res) throws IOException {
+        checkModel(body);
+        if (scorer == null) {
+            throw ApiException.invalid("model", "'" + cfg.modelId() + "' has no reward head (v_head.weight); POST /v1/rewards needs an InternLM2-Reward model",
+                    "not_a_reward_model");
+        }
+        List<ChatMessage> messages = Requests.messages(body, Set.of());
+        int[] ids;
+        try {
+            ids = scorer.encode(messages);
+        } catch (IllegalArgumentException e) {
+            throw ApiException.invalid("messages", e.getMessage());
+        }
+        if (ids.length > cfg.context()) {
+            throw ApiException.invalid("messages", "the conversation has " + ids.length + " tokens but the context holds " + cfg.context(), "context_length_exceeded");
+        }
+        double score;
+        long t0 = System.nanoTime();
+        try (SlotPool.Ticket ticket = pool.enter(); SlotPool.Lease lease = ticket.await(ids, () -> { })) {
+            score = scorer.score(lease.session(), ids);
+        }
+        ObjectNode r = JsonNodeFactory.instance.objectNode();
+        r.put("id", newId("rwd-"));
+        r.put("object", "reward");
+        r.put("created", System.currentTimeMillis() / 1000);
+        r.put("model", cfg.modelId());
+        r.put("score", score);
+        ObjectNode usage = r.putObject("usage");
+        usage.put("prompt_tokens", ids.length);
+        usage.put("total_tokens", ids.length);
+        writeJson(res, 200, r);
+        completed.incrementAndGet();
+        log.accept(String.format("reward: %d tokens, score %.4f, %.0f ms", ids.length, score, (System.nanoTime() - t0) / 1e6));
+    }
+
+    /** Receives generated text and turns it into chunks (streaming) or a final object. */
+    private abstract class Output implements TokenSink {
+        final Job job;
+        final String id;
+        final long created;
+        final List<GenerationResult.Step> steps = new ArrayList<>(), pendingSteps = new ArrayList<>();
+        Sse sse;
+        IOException failure;
+
+        Output(Job job, String id, long created) {
+            this.job = job;
+            this.id = id;
+            this.created = created;
+        }
+
+        @Override
+        public void step(GenerationResult.Step s) {
+            steps.add(s);
+            pendingSteps.add(s);
+        }
+
+        @Override
+        public boolean accept(int token, String text) {
+            if (failure != null) {
+                return false;
+            }
+            try {
+                onText(text);
+                return true;
+            } catch (IOException e) {
+                failure = e;
+                return false;
+            }
+        }
+
+        abstract void onText(String text) throws IOException;
+
+        /** Called when generation has ended, before the final chunk / object. */
+        abstract void finish() throws IOException;
+
+        abstract void startStream() throws IOException;
+
+        abstract void endStream(GenerationResult r) throws IOException;
+
+        abstract ObjectNode whole(GenerationResult r);
+    }
+
+    /** Runs a generation request: queue, session, generation, answer (streamed or whole). */
+    private void generate(Job job, Output out, Response res, String kind) throws IOException, ClientGone {
+        long t0 = System.nanoTime();
+        GenerationResult r;
+        try (SlotPool.Ticket ticket = pool.enter()) {
+            if (job.stream()) {
+                out.sse = new Sse(res);
+                try {
+                    out.sse.open();
+                    out.startStream();
+                } catch (IOException e) {
+                    throw new ClientGone(e);
+                }
+            }
+            SlotPool.KeepAlive keepAlive = job.stream() ? () -> out.sse.comment("waiting for a free session") : () -> { };
+            try (SlotPool.Lease lease = ticket.await(job.prompt(), keepAlive)) {
+                r = lease.session().generate(job.prompt(), job.params(), out);
+            } catch (IOException e) {
+                throw new ClientGone(e);
+            } catch (RuntimeException e) {
+                if (out.sse == null) {
+                    throw e;
+                }
+                failed.incrementAndGet();
+                log.accept("error during generation: " + e);
+                try {
+                    out.sse.data(errorBody(500, "generation failed: " + e.getMessage(), "server_error", null, null).toString());
+                    out.sse.done();
+                } catch (IOException io) {
+                    throw new ClientGone(io);
+                }
+                return;
+            }
+        }
+        tokensOut.addAndGet(r.generated().length);
+        if (r.finishReason().equals("cancelled") || out.failure != null) {
+            log.accept(String.format("%s: client disconnected after %d tokens; generation stopped", kind, r.generated().length));
+            throw new ClientGone(out.failure != null ? out.failure : new IOException("client disconnected"));
+        }
+        try {
+            out.finish();
+            if (job.stream()) {
+                out.endStream(r);
+            } else {
+                writeJson(res, 200, out.whole(r));
+            }
+        } catch (IOException e) {
+            throw new ClientGone(e);
+        }
+        completed.incrementAndGet();
+        log.accept(String.format("%s: %d prompt + %d generated tokens, %s, %.0f ms%s", kind, r.prompt().length, r.generated().length,
+                r.finishReason(), (System.nanoTime() - t0) / 1e6, job.stream() ? ", streamed" : ""));
+    }
+
+    // ------------------------------------------------------------------ chat output
+
+    private final class ChatOutput extends Output {
+        private final ToolCallParser parser;
+        private final StringBuilder content = new StringBuilder();
+        private final List<ToolCall> calls = new ArrayList<>();
+
+        ChatOutput(ToolCallParser parser, Job job, String id, long created) {
+            super(job, id, created);
+            this.parser = parser;
+        }
+
+        @Override
+        void onText(String text) throws IOException {
+            if (parser == null) {
+                if (!text.isEmpty()) {
+                    emit(new ToolCallParser.Text(text));
+                }
+                return;
+            }
+            for (ToolCallParser.Event e : parser.push(text)) {
+                emit(e);
+            }
+        }
+
+        private void emit(ToolCallParser.Event e) throws IOException {
+            ObjectNode delta = JsonNodeFactory.instance.objectNode();
+            switch (e) {
+                case ToolCallParser.Text t -> {
+                    content.append(t.text());
+                    delta.put("content", t.text());
+                }
+                case ToolCallParser.Call c -> {
+                    calls.add(c.call());
+                    delta.putArray("tool_calls").add(toolCallJson(c.call(), calls.size() - 1));
+                }
+            }
+            if (sse != null) {
+                sse.data(chunk(delta, null).toString());
+            }
+        }
+
+        @Override
+        void finish() throws IOException {
+            if (parser != null) {
+                for (ToolCallParser.Event e : parser.finish()) {
+                    emit(e);
+                }
+            }
+        }
+
+        String finishReason(GenerationResult r) {
+            return r.finishReason().equals("stop") && !calls.isEmpty() ? "tool_calls" : r.finishReason();
+        }
+
+        private ObjectNode chunk(ObjectNode delta, String finish) {
+            ObjectNode c = JsonNodeFactory.instance.objectNode();
+            c.put("id", id);
+            c.put("object", "chat.completion.chunk");
+            c.put("created", created);
+            c.put("model", cfg.modelId());
+            ObjectNode choice = c.putArray("choices").addObject();
+            choice.put("index", 0);
+            choice.set("delta", delta);
+            if (job.logprobs() && !pendingSteps.isEmpty()) {
+                choice.set("logprobs", chatLogprobs(pendingSteps, job.topLogprobs()));
+                pendingSteps.clear();
+            } else {
+                choice.putNull("logprobs");
+            }
+            choice.put("finish_reason", finish);
+            return c;
+        }
+
+        @Override
+        void startStream() throws IOException {
+            ObjectNode delta = JsonNodeFactory.instance.objectNode();
+            delta.put("role", "assistant");
+            delta.put("content", "");
+            sse.data(chunk(delta, null).toString());
+        }
+
+        @Override
+        void endStream(GenerationResult r) throws IOException {
+            sse.data(chunk(JsonNodeFactory.instance.objectNode(), finishReason(r)).toString());
+            if (job.includeUsage()) {
+                ObjectNode u = JsonNodeFactory.instance.objectNode();
+                u.put("id", id);
+                u.put("object", "chat.completion.chunk");
+                u.put("created", created);
+                u.put("model", cfg.modelId());
+                u.putArray("choices");
+                u.set("usage", usage(r));
+                sse.data(u.toString());
+            }
+            sse.done();
+        }
+
+        @Override
+        ObjectNode whole(GenerationResult r) {
+            ObjectNode o = JsonNodeFactory.instance.objectNode();
+            o.put("id", id);
+            o.put("object", "chat.completion");
+            o.put("created", created);
+            o.put("model", cfg.modelId());
+            ObjectNode choice = o.putArray("choices").addObject();
+            choice.put("index", 0);
+            ObjectNode msg = choice.putObject("message");
+            msg.put("role", "assistant");
+            if (content.isEmpty() && !calls.isEmpty()) {
+                msg.putNull("content");
+            } else {
+                msg.put("content", content.toString());
+            }
+            if (!calls.isEmpty()) {
+                ArrayNode tc = msg.putArray("tool_calls");
+                for (int i = 0; i < calls.size(); i++) {
+                    ObjectNode c = toolCallJson(calls.get(i), i);
+                    c.remove("index");
+                    tc.add(c);
+                }
+            }
+            if (job.logprobs()) {
+                choice.set("logprobs", chatLogprobs(steps, job.topLogprobs()));
+            } else {
+                choice.putNull("logprobs");
+            }
+            choice.put("finish_reason", finishReason(r));
+            o.set("usage", usage(r));
+            return o;
+        }
+    }
+
+    private static ObjectNode toolCallJson(ToolCall c, int index) {
+        ObjectNode o = JsonNodeFactory.instance.objectNode();
+        o.put("index", index);
+        o.put("id", c.id());
+        o.put("type", "function");
+        ObjectNode f = o.putObject("function");
+        f.put("name", c.name());
+        f.put("arguments", c.arguments());
+        return o;
+    }
+
+    private static ObjectNode usage(GenerationResult r) {
+        ObjectNode u = JsonNodeFactory.instance.objectNode();
+        u.put("prompt_tokens", r.prompt().length);
+        u.put("completion_tokens", r.generated().length);
+        u.put("total_tokens", r.prompt().length + r.generated().length);
+        return u;
+    }
+
+    private ObjectNode chatLogprobs(List<GenerationResult.Step> steps, int top) {
+        Tokenizer tok = engine.tokenizer();
+        ObjectNode lp = JsonNodeFactory.instance.objectNode();
+        ArrayNode content = lp.putArray("content");
+        for (GenerationResult.Step s : steps) {
+            ObjectNode e = tokenLogprob(tok, s.token(), s.logprob());
+            ArrayNode tops = e.putArray("top_logprobs");
+            for (int k = 0; k < Math.min(top, s.top().size()); k++) {
+                GenerationResult.TopLogit t = s.top().get(k);
+                tops.add(tokenLogprob(tok, t.id(), s.logprob(t.logit())));
+            }
+            content.add(e);
+        }
+        return lp;
+    }
+
+    private static ObjectNode tokenLogprob(Tokenizer tok, int id, double logprob) {
+        byte[] b = tok.pieceBytes(id, true);
+        ObjectNode e = JsonNodeFactory.instance.objectNode();
+        e.put("token", new String(b, StandardCharsets.UTF_8));
+        e.put("logprob", logprob);
+        ArrayNode bytes = e.putArray("bytes");
+        for (byte x : b) {
+            bytes.add(x & 0xff);
+        }
+        return e;
+    }
+
+    // ------------------------------------------------------------------ completion output
+
+    private final class TextOutput extends Output {
+        private final StringBuilder text = new StringBuilder();
+
+        TextOutput(Job job, String id, long created) {
+            super(job, id, created);
+        }
+
+        @Override
+        void onText(String t) throws IOException {
+            if (t.isEmpty()) {
+                return;
+            }
+            int offset = text.length();
+            text.append(t);
+            if (sse != null) {
+                sse.data(chunk(t, null, offset).toString());
+            }
+        }
+
+        @Override
+        void finish() {
+        }
+
+        private ObjectNode chunk(String t, String finish, int offset) {
+            ObjectNode c = JsonNodeFactory.instance.objectNode();
+            c.put("id", id);
+            c.put("object", "text_completion");
+            c.put("created", created);
+            c.put("model", cfg.modelId());
+            ObjectNode choice = c.putArray("choices").addObject();
+            choice.put("text", t);
+            choice.put("index", 0);
+            if (job.logprobs() && !pendingSteps.isEmpty()) {
+                choice.set("logprobs", completionLogprobs(pendingSteps, job.topLogprobs(), offset));
+                pendingSteps.clear();
+            } else {
+                choice.putNull("logprobs");
+            }
+            choice.put("finish_reason", finish);
+            return c;
+        }
+
+        @Override
+        void startStream() {
+        }
+
+        @Override
+        void endStream(GenerationResult r) throws IOException {
+            sse.data(chunk("", r.finishReason(), text.length()).toString());
+            if (job.includeUsage()) {
+                ObjectNode u = JsonNodeFactory.instance.objectNode();
+                u.put("id", id);
+                u.put("object", "text_completion");
+                u.put("created", created);
+                u.put("model", cfg.modelId());
+                u.putArray("choices");
+                u.set("usage", usage(r));
+                sse.data(u.toString());
+            }
+            sse.done();
+        }
+
+        @Override
+        ObjectNode whole(GenerationResult r) {
+            ObjectNode o = JsonNodeFactory.instance.objectNode();
+            o.put("id", id);
+            o.put("object", "text_completion");
+            o.put("created", created);
+            o.put("model", cfg.modelId());
+            ObjectNode choice = o.putArray("choices").addObject();
+            choice.put("text", text.toString());
+            choice.put("index", 0);
+            if (job.logprobs()) {
+                choice.set("logprobs", completionLogprobs(steps, job.topLogprobs(), 0));
+            } else {
+                choice.putNull("logprobs");
+            }
+            choice.put("finish_reason", r.finishReason());
+            o.set("usage", usage(r));
+            return o;
+        }
+    }
+
+    /** The legacy completions logprobs object: tokens, token_logprobs, top_logprobs (maps), text_offset. */
+    private ObjectNode completionLogprobs(List<GenerationResult.Step> steps, int top, int offset) {
+        Tokenizer tok = engine.tokenizer();
+        ObjectNode lp = JsonNodeFactory.instance.objectNode();
+        ArrayNode tokens = lp.putArray("tokens"), logprobs = lp.putArray("token_logprobs"), tops = lp.putArray("top_logprobs"),
+                offsets = lp.putArray("text_offset");
+        int at = offset;
+        for (GenerationResult.Step s : steps) {
+            String piece = new String(tok.pieceBytes(s.token(), true), StandardCharsets.UTF_8);
+            tokens.add(piece);
+            logprobs.add(s.logprob());
+            ObjectNode m = tops.addObject();
+            for (int k = 0; k < Math.min(top, s.top().size()); k++) {
+                GenerationResult.TopLogit t = s.top().get(k);
+                m.put(new String(tok.pieceBytes(t.id(), true), StandardCharsets.UTF_8), s.logprob(t.logit()));
+            }
+            offsets.add(at);
+            at += piece.length();
+        }
+        return lp;
+    }
+}
