@@ -106,6 +106,7 @@ public final class TornadoBackend implements Backend {
         step(Math.max(0, model.vocab().bos()), 0, c.ropeTheta(), true);
         progress.update("copying the weights to the device", 1, 1);
         profile.clear();
+        perTask.clear();
         tokens = 0;
     }
 
@@ -518,7 +519,27 @@ public final class TornadoBackend implements Backend {
         acc[0] += pr.getDeviceKernelTime();
         acc[1] += pr.getDataTransfersTime();
         acc[2] += pr.getTotalTime();
+        // per-kernel times from the profiler's JSON log: {graph: {"graph.task": {"TASK_KERNEL_TIME": ns, "METHOD": ...}}}
+        try {
+            var root = JSON.readTree(pr.getProfileLog());
+            for (var g : root) {
+                for (var it = g.properties().iterator(); it.hasNext(); ) {
+                    var e = it.next();
+                    if (e.getValue().isObject() && e.getValue().has("TASK_KERNEL_TIME")) {
+                        String task = e.getKey().substring(e.getKey().indexOf('.') + 1);
+                        long[] t = perTask.computeIfAbsent(task, x -> new long[2]);
+                        t[0] += e.getValue().get("TASK_KERNEL_TIME").asLong();
+                        t[1]++;
+                    }
+                }
+            }
+        } catch (Exception e) {
+            // a profile log we cannot read only loses the per-kernel table
+        }
     }
+
+    private static final com.fasterxml.jackson.databind.ObjectMapper JSON = new com.fasterxml.jackson.databind.ObjectMapper();
+    private final Map<String, long[]> perTask = new LinkedHashMap<>();
 
     @Override
     public synchronized void forward(State s, int[] tokens, int n, int pos, double ropeBase, float[] out) {
@@ -569,6 +590,12 @@ public final class TornadoBackend implements Backend {
             long[] a = e.getValue();
             sb.append(String.format("  %-7s kernels %8.3f ms, transfers %8.3f ms, total %8.3f ms%n", e.getKey(),
                     a[0] / 1e6 / tokens, a[1] / 1e6 / tokens, a[2] / 1e6 / tokens));
+        }
+        long all = perTask.values().stream().mapToLong(a -> a[0]).sum();
+        if (all > 0) {
+            sb.append("  kernels (all layers together, per token):\n");
+            perTask.entrySet().stream().sorted((x, y) -> Long.compare(y.getValue()[0], x.getValue()[0])).forEach(e ->
+                    sb.append(String.format("    %-15s %8.3f ms  %5.1f %%%n", e.getKey(), e.getValue()[0] / 1e6 / tokens, 100.0 * e.getValue()[0] / all)));
         }
         return sb.toString();
     }
