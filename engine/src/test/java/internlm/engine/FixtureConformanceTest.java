@@ -29,11 +29,12 @@ import static org.junit.jupiter.api.Assertions.*;
  *   <li>F32: 1e-3 — same math in float32; only summation order differs (observed ≤ 2e-5).</li>
  *   <li>F16/BF16: 2e-2 — llama.cpp multiplies in F32 on AMX/F16C machines but rounds activations to F16 on its
  *       generic path; either way ≤ ~1e-2 after a few layers (observed ≤ 8e-3).</li>
- *   <li>Q8_0: 1e-2 — we round activations to Q8_0 exactly as ggml does, so only summation order differs
- *       (observed ≤ 1e-5); the slack covers other CPUs' kernels.</li>
- *   <li>Q4_0: 0.3 — on AMX machines llama.cpp's Q4_0 kernel quantizes activations to Q8_1 and subtracts an
- *       F16-rounded block sum; that rounding alone moves logits by up to ~0.2 (observed ≤ 0.2). Models too small
- *       for its AMX kernels agree to 1e-5 like Q8_0.</li>
+ *   <li>Q8_0 and Q4_0: 0.3 — we round activations to Q8_0 exactly as ggml-cpu's x86 quantizer does (d = max/127
+ *       as f16, x·127/max rounded half to even), so models too small for llama.cpp's AMX kernels agree to ~1e-5
+ *       (observed ≤ 4e-6 on every shipped Q8_0/Q4_0 fixture but one, 0.06); where llama.cpp runs its AMX/VNNI tile
+ *       kernels (matrices of 256+ columns on Sapphire Rapids) its logits move by up to ~0.15 on the 256–1024-dim
+ *       synthetic models we generated and ~0.2 on a 1.8B-shaped one. The kernels themselves are checked tightly
+ *       against an independent reference in ReferenceForwardTest.</li>
  * </ul>
  * A model's tolerance is the largest over the types of its matrices.
  */
@@ -44,7 +45,7 @@ class FixtureConformanceTest {
         return switch (t) {
             case F32 -> 1e-3;
             case F16, BF16 -> 2e-2;
-            case Q8_0 -> 1e-2;
+            case Q8_0 -> 0.3;
             case Q4_0 -> 0.3;
             default -> throw new IllegalArgumentException(t.name());
         };
@@ -108,11 +109,13 @@ class FixtureConformanceTest {
             float[] logits = s.prefill(ints(d.get("prompt")));
             JsonNode steps = d.get("steps");
             int comparedIds = 0;
+            double maxDev = 0;
             boolean tie = false;
             for (int i = 0; i < steps.size(); i++) {
                 JsonNode st = steps.get(i);
                 for (JsonNode top : st.get("top")) {
                     int id = top.get("id").asInt();
+                    maxDev = Math.max(maxDev, Math.abs(top.get("logit").asDouble() - logits[id]));
                     assertEquals(top.get("logit").asDouble(), logits[id], tol, "step " + i + " logit of token " + id);
                 }
                 if (!tie && st.get("gap12").asDouble() < 2 * tol) {
@@ -127,7 +130,7 @@ class FixtureConformanceTest {
             // with Q4_0 on AMX machines the first near-tie can come at step 0; the Q4_0 kernels are checked tightly
             // against an independent reference in ReferenceForwardTest
             assertTrue(comparedIds >= 1 || tol >= 0.3, "no step compared");
-            System.out.println(gguf.getFileName() + ": greedy ids identical for " + comparedIds + "/" + steps.size() + " steps (tolerance " + tol + ")");
+            System.out.println(gguf.getFileName() + ": greedy ids identical for " + comparedIds + "/" + steps.size() + " steps (tolerance " + tol + ", largest logit difference " + maxDev + ")");
         }
     }
 

@@ -118,8 +118,9 @@ public final class LayerKernels {
     // ------------------------------------------------------------------ llama.cpp-compatible activation rounding
 
     /**
-     * One work-item per block of 32: out = x rounded to the Q8_0 grid as ggml quantizes activations before Q8_0/Q4_0
-     * products (d = max|x|/127 stored as f16, q = roundf(x/d) with ties away from zero). A tail of n % 32 is copied.
+     * One work-item per block of 32: out = x rounded to the Q8_0 grid as ggml-cpu quantizes activations before
+     * Q8_0/Q4_0 products (d = max|x|/127 stored as f16, q = x·(127/max|x|) rounded half to even). A tail of n % 32
+     * is copied.
      */
     public static void roundQ8(KernelContext ctx, FloatArray x, FloatArray out, int n) {
         int b = ctx.globalIdx;
@@ -130,13 +131,16 @@ public final class LayerKernels {
             for (int j = 0; j < 32; j++) {
                 amax = TornadoMath.max(amax, TornadoMath.abs(x.get(o + j)));
             }
-            float d = amax / 127f;
-            float id = d != 0f ? 1f / d : 0f;
-            float dh = KernelSupport.roundToHalf(d);
+            float id = amax != 0f ? 127f / amax : 0f;
+            float dh = KernelSupport.roundToHalf(amax / 127f);
             for (int j = 0; j < 32; j++) {
                 float v = x.get(o + j) * id;
-                float r = v < 0f ? -TornadoMath.floor(-v + 0.5f) : TornadoMath.floor(v + 0.5f);
-                out.set(o + j, dh * r);
+                float fl = TornadoMath.floor(v);
+                float diff = v - fl;
+                if (diff > 0.5f || (diff == 0.5f && (((int) fl) & 1) != 0)) {
+                    fl += 1f;
+                }
+                out.set(o + j, dh * fl);
             }
         } else if (b == blocks) {
             for (int i = blocks << 5; i < n; i++) {

@@ -114,7 +114,7 @@ public final class References {
         return best;
     }
 
-    /** ggml's activation quantization to the Q8_0 grid (then back to float). */
+    /** ggml-cpu's activation quantization to the Q8_0 grid (then back to float): id = 127/max, round half to even. */
     public static float[] roundQ8(float[] x) {
         float[] out = x.clone();
         for (int b = 0; b + 32 <= x.length; b += 32) {
@@ -122,12 +122,10 @@ public final class References {
             for (int j = 0; j < 32; j++) {
                 amax = Math.max(amax, Math.abs(x[b + j]));
             }
-            float d = amax / 127f;
-            float id = d != 0 ? 1f / d : 0f;
-            float dh = Float.float16ToFloat(Float.floatToFloat16(d));
+            float id = amax != 0 ? 127f / amax : 0f;
+            float dh = Float.float16ToFloat(Float.floatToFloat16(amax / 127f));
             for (int j = 0; j < 32; j++) {
-                float v = x[b + j] * id;
-                out[b + j] = dh * (float) (v < 0 ? -Math.floor(-v + 0.5) : Math.floor(v + 0.5));
+                out[b + j] = dh * (float) Math.rint(x[b + j] * id);
             }
         }
         return out;

@@ -68,7 +68,7 @@ class LayerKernelsTest {
         SplittableRandom r = new SplittableRandom(9);
         int n = 32 * 7 + 5;
         float[] x = randomFloats(r, n, 4);
-        x[40] = 0.5f * 4 / 127 * 3; // exact tie cases
+        x[32] = 127f; x[33] = 2.5f; x[34] = -3.5f; x[35] = 0.5f; // max 127: id = 1, exact ties round half to even
         java.util.Arrays.fill(x, 64, 96, 0f); // an all-zero block
         for (int i = 96; i < 128; i++) {
             x[i] = (float) (r.nextDouble() * 1e-6); // d in the f16 subnormal range

@@ -23,15 +23,15 @@ public final class ActivationRounding {
     public static void round(GgmlType weightType, float[] x, int off, int n, float[] out) {
         switch (weightType) {
             case Q8_0, Q4_0 -> {
+                // ggml-cpu's x86 quantize_row_q8_0 (the vec_dot_type conversion its kernels use, AMX included):
+                // d = max|x| / 127 stored as f16, q = round-half-even(x · (127 / max|x|))
                 int b = 0;
                 for (; b + 32 <= n; b += 32) {
-                    float d = VectorKernels.absMax(x, off + b, 32) / 127f;
-                    float id = d != 0 ? 1f / d : 0f;
-                    float dh = Float.float16ToFloat(Float.floatToFloat16(d));
+                    float amax = VectorKernels.absMax(x, off + b, 32);
+                    float id = amax != 0 ? 127f / amax : 0f;
+                    float dh = Float.float16ToFloat(Float.floatToFloat16(amax / 127f));
                     for (int j = 0; j < 32; j++) {
-                        // roundf: halfway cases away from zero (Math.round would round them up)
-                        float v = x[off + b + j] * id;
-                        out[off + b + j] = dh * (float) (v < 0 ? -Math.floor(-v + 0.5f) : Math.floor(v + 0.5f));
+                        out[off + b + j] = dh * (float) Math.rint(x[off + b + j] * id);
                     }
                 }
                 System.arraycopy(x, off + b, out, off + b, n - b);
