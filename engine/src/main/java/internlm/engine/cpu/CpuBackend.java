@@ -320,9 +320,14 @@ public final class CpuBackend implements Backend {
         });
     }
 
+    /**
+     * Rows per chunk of a parallel product. One token: about two long contiguous chunks per thread — long sequential
+     * runs let the hardware prefetchers stream the weights (measured on the 1.8B model: 64-row chunks 8.8 tok/s,
+     * rows/(2·threads) 11.7 tok/s). A batch is compute-bound: smaller chunks balance better.
+     */
     private int grain(int rows, int B) {
         int perThread = (rows + par.threads() - 1) / par.threads();
-        return Math.max(B > 1 ? 16 : 32, Math.min(256, perThread / 8));
+        return B == 1 ? Math.max(32, (perThread + 1) / 2) : Math.max(16, Math.min(256, perThread / 8));
     }
 
     static void rmsnorm(float[] out, int outOff, float[] x, int xOff, float[] weight, int n, float eps) {
