@@ -21,7 +21,12 @@ final class SlotPool implements AutoCloseable {
     private final int maxQueue;
     private final AtomicInteger waiting = new AtomicInteger();
 
-    SlotPool(Engine engine, int slots, int context, int maxQueue) {
+    SlotPool(Engine engine, int requested, int context, int maxQueue) {
+        int slots = Math.min(requested, engine.backend().maxSequences());
+        if (slots < requested) {
+            System.err.println("note: the " + engine.backend().name() + " backend holds " + slots + " sequence(s) at a time; serving "
+                    + slots + " request(s) at once (--parallel " + requested + "), the others queue");
+        }
         this.sessions = new Session[slots];
         this.busy = new boolean[slots];
         this.permits = new Semaphore(slots, true);

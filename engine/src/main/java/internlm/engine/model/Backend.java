@@ -58,6 +58,11 @@ public interface Backend extends AutoCloseable {
     /** Number of logits a forward pass produces. */
     int vocabularySize();
 
+    /** How many states (sequences) can be open at once. */
+    default int maxSequences() {
+        return Integer.MAX_VALUE;
+    }
+
     /** Anything worth reporting after a run (e.g. a profile), or "". */
     default String report() {
         return "";

@@ -121,6 +121,11 @@ public final class TornadoBackend implements Backend {
     }
 
     @Override
+    public int maxSequences() {
+        return 1;
+    }
+
+    @Override
     public String report() {
         return profileSummary();
     }
