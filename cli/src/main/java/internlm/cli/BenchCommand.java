@@ -81,21 +81,23 @@ final class BenchCommand implements Callable<Integer> {
                 o.put("tg_tok_s", tg);
                 o.put("pp_mean", mean(pp));
                 o.put("tg_mean", mean(tg));
+                o.put("pp_median", median(pp));
+                o.put("tg_median", median(tg));
                 if (ref != null) {
                     o.put("llamacpp_pp_tok_s", ref[0]);
                     o.put("llamacpp_tg_tok_s", ref[1]);
-                    o.put("pp_ratio", mean(pp) / ref[0]);
-                    o.put("tg_ratio", mean(tg) / ref[1]);
+                    o.put("pp_ratio", median(pp) / ref[0]);
+                    o.put("tg_ratio", median(tg) / ref[1]);
                 }
                 System.out.println(new ObjectMapper().writeValueAsString(o));
             } else {
                 System.out.printf("| model | backend | test | tok/s |%n|---|---|---|---|%n");
                 String name = model.model != null ? model.model.getFileName().toString() : ModelOptions.EMBEDDED;
-                System.out.printf("| %s | %s | pp%d | %.2f ± %.2f |%n", name, engine.backend().description(), promptTokens, mean(pp), sd(pp));
-                System.out.printf("| %s | %s | tg%d | %.2f ± %.2f |%n", name, engine.backend().description(), genTokens, mean(tg), sd(tg));
+                System.out.printf("| %s | %s | pp%d | %.2f ± %.2f (median %.2f) |%n", name, engine.backend().description(), promptTokens, mean(pp), sd(pp), median(pp));
+                System.out.printf("| %s | %s | tg%d | %.2f ± %.2f (median %.2f) |%n", name, engine.backend().description(), genTokens, mean(tg), sd(tg), median(tg));
                 if (ref != null) {
-                    System.out.printf("llama.cpp (same model, from %s): pp %.2f tok/s, tg %.2f tok/s%n", llamacpp.getFileName(), ref[0], ref[1]);
-                    System.out.printf("ratio to llama.cpp: prompt %.2fx, decode %.2fx%n", mean(pp) / ref[0], mean(tg) / ref[1]);
+                    System.out.printf("llama.cpp (same model, from %s, median of its reps): pp %.2f tok/s, tg %.2f tok/s%n", llamacpp.getFileName(), ref[0], ref[1]);
+                    System.out.printf("ratio to llama.cpp (median / median): prompt %.2fx, decode %.2fx%n", median(pp) / ref[0], median(tg) / ref[1]);
                 }
             }
         }
@@ -116,18 +118,22 @@ final class BenchCommand implements Callable<Integer> {
         }
     }
 
-    /** Mean prompt and decode tok/s of llama.cpp's own counters in a harness bench JSON. */
+    /**
+     * Median prompt and decode tok/s of llama.cpp's own counters in a harness bench JSON (the median, not the mean:
+     * one rep slowed by a cold page cache or a noisy neighbour must not move the ratio).
+     */
     static double[] llamaCpp(Path file) throws Exception {
         JsonNode reps = new ObjectMapper().readTree(file.toFile()).path("bench").path("reps");
         if (!reps.isArray() || reps.isEmpty()) {
             throw new IllegalArgumentException(file + ": no bench.reps (expected the JSON of reference.mjs --sections bench)");
         }
-        double pp = 0, tg = 0;
-        for (JsonNode r : reps) {
-            pp += r.path("llama_perf").path("prompt_eval").path("tok_s").asDouble(r.path("prompt_tok_s").asDouble());
-            tg += r.path("llama_perf").path("eval").path("tok_s").asDouble(r.path("decode_tok_s").asDouble());
+        double[] pp = new double[reps.size()], tg = new double[reps.size()];
+        for (int i = 0; i < reps.size(); i++) {
+            JsonNode r = reps.get(i);
+            pp[i] = r.path("llama_perf").path("prompt_eval").path("tok_s").asDouble(r.path("prompt_tok_s").asDouble());
+            tg[i] = r.path("llama_perf").path("eval").path("tok_s").asDouble(r.path("decode_tok_s").asDouble());
         }
-        return new double[] {pp / reps.size(), tg / reps.size()};
+        return new double[] {median(pp), median(tg)};
     }
 
     static double mean(double[] a) {
@@ -136,6 +142,13 @@ final class BenchCommand implements Callable<Integer> {
             s += v;
         }
         return s / a.length;
+    }
+
+    static double median(double[] a) {
+        double[] s = a.clone();
+        java.util.Arrays.sort(s);
+        int n = s.length;
+        return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
     }
 
     static double sd(double[] a) {

@@ -148,4 +148,27 @@ class CliTest {
         }
         assertEquals(2, run("", "generate", "--bogus").code());
     }
+
+    @Test
+    void benchPrintsSpeedsAndMedianRatiosToLlamaCpp() throws Exception {
+        // a harness bench JSON whose first rep ran on a cold page cache: the median ignores it, a mean would not
+        Path ref = tmp.resolve("ref.json");
+        Files.writeString(ref, """
+                {"bench": {"reps": [
+                  {"llama_perf": {"prompt_eval": {"tok_s": 20.0}, "eval": {"tok_s": 1.5}}},
+                  {"llama_perf": {"prompt_eval": {"tok_s": 59.0}, "eval": {"tok_s": 16.0}}},
+                  {"llama_perf": {"prompt_eval": {"tok_s": 58.0}, "eval": {"tok_s": 15.0}}}]}}""");
+        double[] med = BenchCommand.llamaCpp(ref);
+        assertArrayEquals(new double[] {58.0, 15.0}, med, 1e-9);
+        Result r = run("", "bench", "-q", "-p", "8", "-n", "4", "-r", "3", "--llamacpp-json", ref.toString(), "--json");
+        assertEquals(0, r.code(), r.err());
+        JsonNode j = new ObjectMapper().readTree(r.out());
+        assertEquals(3, j.get("tg_tok_s").size());
+        assertTrue(j.get("tg_median").asDouble() > 0);
+        assertEquals(j.get("tg_median").asDouble() / 15.0, j.get("tg_ratio").asDouble(), 1e-9);
+        assertEquals(j.get("pp_median").asDouble() / 58.0, j.get("pp_ratio").asDouble(), 1e-9);
+        Result bad = run("", "bench", "-q", "-r", "0");
+        assertNotEquals(0, bad.code());
+        assertTrue(bad.err().contains("at least 1"), bad.err());
+    }
 }
