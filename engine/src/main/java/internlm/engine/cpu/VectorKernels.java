@@ -105,9 +105,9 @@ public final class VectorKernels {
 
     /**
      * Dot product of a repacked Q8_0 row with x: {@code blocks} blocks whose 32 int8 quants lie back to back from
-     * {@code q[qOff]} and whose half-precision scales (as stored in the file) lie from {@code s[sOff]}.
+     * {@code q[qOff]} and whose f32 scales lie from {@code s[sOff]}.
      */
-    public static float dotQ8_0(byte[] q, int qOff, short[] s, int sOff, float[] x, int xOff, int blocks) {
+    public static float dotQ8_0(byte[] q, int qOff, float[] s, int sOff, float[] x, int xOff, int blocks) {
         if (!VECTOR || L != 16) {
             return scalarQ8_0(q, qOff, s, sOff, x, xOff, blocks);
         }
@@ -123,22 +123,17 @@ public final class VectorKernels {
             s1 = q8(q, o + 48).fma(FloatVector.fromArray(F, x, xo + 48), s1);
             s2 = q8(q, o + 80).fma(FloatVector.fromArray(F, x, xo + 80), s2);
             s3 = q8(q, o + 112).fma(FloatVector.fromArray(F, x, xo + 112), s3);
-            a0 = s0.fma(FloatVector.broadcast(F, h(s[so])), a0);
-            a1 = s1.fma(FloatVector.broadcast(F, h(s[so + 1])), a1);
-            a2 = s2.fma(FloatVector.broadcast(F, h(s[so + 2])), a2);
-            a3 = s3.fma(FloatVector.broadcast(F, h(s[so + 3])), a3);
+            a0 = s0.fma(FloatVector.broadcast(F, s[so]), a0);
+            a1 = s1.fma(FloatVector.broadcast(F, s[so + 1]), a1);
+            a2 = s2.fma(FloatVector.broadcast(F, s[so + 2]), a2);
+            a3 = s3.fma(FloatVector.broadcast(F, s[so + 3]), a3);
         }
         for (; b < blocks; b++) {
             int o = qOff + 32 * b, xo = xOff + 32 * b;
             FloatVector s0 = q8(q, o + 16).fma(FloatVector.fromArray(F, x, xo + 16), q8(q, o).mul(FloatVector.fromArray(F, x, xo)));
-            a0 = s0.fma(FloatVector.broadcast(F, h(s[sOff + b])), a0);
+            a0 = s0.fma(FloatVector.broadcast(F, s[sOff + b]), a0);
         }
         return a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
-    }
-
-    /** A block scale: half-precision bits to float (one F16C instruction). */
-    private static float h(short bits) {
-        return Float.float16ToFloat(bits);
     }
 
     /** 16 int8 quants at q[o], as floats. */
@@ -146,20 +141,20 @@ public final class VectorKernels {
         return (FloatVector) ByteVector.fromArray(B, q, o).convertShape(VectorOperators.B2F, F, 0);
     }
 
-    private static float scalarQ8_0(byte[] q, int qOff, short[] s, int sOff, float[] x, int xOff, int blocks) {
+    private static float scalarQ8_0(byte[] q, int qOff, float[] s, int sOff, float[] x, int xOff, int blocks) {
         float sum = 0;
         for (int b = 0; b < blocks; b++) {
             float part = 0;
             for (int j = 0; j < 32; j++) {
                 part += q[qOff + 32 * b + j] * x[xOff + 32 * b + j];
             }
-            sum += part * h(s[sOff + b]);
+            sum += part * s[sOff + b];
         }
         return sum;
     }
 
-    /** Dot product of a repacked Q4_0 row (16 bytes of nibbles per block, half-precision scales apart) with x. */
-    public static float dotQ4_0(byte[] q, int qOff, short[] s, int sOff, float[] x, int xOff, int blocks) {
+    /** Dot product of a repacked Q4_0 row (16 bytes of nibbles per block, f32 scales apart) with x. */
+    public static float dotQ4_0(byte[] q, int qOff, float[] s, int sOff, float[] x, int xOff, int blocks) {
         if (!VECTOR) {
             return scalarQ4_0(q, qOff, s, sOff, x, xOff, blocks);
         }
@@ -174,7 +169,7 @@ public final class VectorKernels {
                 s0 = ((FloatVector) lo.convertShape(VectorOperators.B2F, F, p)).fma(FloatVector.fromArray(F, x, x0 + p * L), s0);
                 s1 = ((FloatVector) hi.convertShape(VectorOperators.B2F, F, p)).fma(FloatVector.fromArray(F, x, x0 + 16 + p * L), s1);
             }
-            FloatVector d = FloatVector.broadcast(F, h(s[sOff + b]));
+            FloatVector d = FloatVector.broadcast(F, s[sOff + b]);
             if ((b & 1) == 0) {
                 acc0 = s0.add(s1).fma(d, acc0);
             } else {
@@ -184,7 +179,7 @@ public final class VectorKernels {
         return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
     }
 
-    private static float scalarQ4_0(byte[] q, int qOff, short[] s, int sOff, float[] x, int xOff, int blocks) {
+    private static float scalarQ4_0(byte[] q, int qOff, float[] s, int sOff, float[] x, int xOff, int blocks) {
         float sum = 0;
         for (int b = 0; b < blocks; b++) {
             float part = 0;
@@ -192,7 +187,7 @@ public final class VectorKernels {
                 int v = q[qOff + 16 * b + j] & 0xff;
                 part += ((v & 15) - 8) * x[xOff + 32 * b + j] + ((v >> 4) - 8) * x[xOff + 32 * b + j + 16];
             }
-            sum += part * h(s[sOff + b]);
+            sum += part * s[sOff + b];
         }
         return sum;
     }
@@ -200,9 +195,9 @@ public final class VectorKernels {
     // ------------------------------------------------------------------ row dequantization (batched products)
 
     /** Dequantizes a repacked Q8_0 row of {@code blocks} blocks into out[0..32·blocks). */
-    public static void dequantQ8_0(byte[] q, int qOff, short[] s, int sOff, float[] out, int outOff, int blocks) {
+    public static void dequantQ8_0(byte[] q, int qOff, float[] s, int sOff, float[] out, int outOff, int blocks) {
         for (int b = 0; b < blocks; b++) {
-            float d = h(s[sOff + b]);
+            float d = s[sOff + b];
             if (VECTOR) {
                 for (int j = 0; j < 32; j += L) {
                     ((FloatVector) ByteVector.fromArray(B, q, qOff + 32 * b + j).convertShape(VectorOperators.B2F, F, 0)).mul(d).intoArray(out, outOff + 32 * b + j);
@@ -216,9 +211,9 @@ public final class VectorKernels {
     }
 
     /** Dequantizes a repacked Q4_0 row of {@code blocks} blocks into out[0..32·blocks). */
-    public static void dequantQ4_0(byte[] q, int qOff, short[] s, int sOff, float[] out, int outOff, int blocks) {
+    public static void dequantQ4_0(byte[] q, int qOff, float[] s, int sOff, float[] out, int outOff, int blocks) {
         for (int b = 0; b < blocks; b++) {
-            float d = h(s[sOff + b]);
+            float d = s[sOff + b];
             if (VECTOR) {
                 ByteVector v = ByteVector.fromArray(B128, q, qOff + 16 * b);
                 ByteVector lo = v.and((byte) 0x0f).sub((byte) 8);

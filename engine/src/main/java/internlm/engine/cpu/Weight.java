@@ -10,12 +10,11 @@ import java.lang.foreign.ValueLayout;
 /**
  * A 2-D weight matrix [rows × cols] for the CPU backend, kept in its stored type (no expansion to float).
  * F32/F16/BF16 rows are read straight from the mapped file. Q8_0 and Q4_0 blocks are repacked once at load into
- * two Java arrays — the quants of every block back to back, and the half-precision block scales: the same bytes as
- * the file (decode reads exactly what llama.cpp reads), laid out so the vector loop streams two sequential arrays (the JIT compiles array vector loads markedly better than
+ * two Java arrays — the quants of every block back to back, and the block scales as f32: the same information,
+ * laid out so the vector loop streams two sequential arrays (the JIT compiles array vector loads markedly better than
  * loads from memory segments, and the launcher backs the heap with transparent huge pages).
  */
 public final class Weight {
-    private static final ValueLayout.OfShort F16_BITS = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
     /** Columns per pass of the batched product (4 rows × 1024 floats = 16 KiB stay in L1). */
     private static final int K_CHUNK = 1024;
 
@@ -27,7 +26,7 @@ public final class Weight {
     private final long rowBytes;       // bytes per row in data (plain types) or quants (quantized types)
     private final MemorySegment data;  // plain types: the row-major matrix
     private final byte[] quants;       // quantized types: the quants of all blocks
-    private final short[] scales;      // quantized types: the half-precision scale of each block (its bits)
+    private final float[] scales;      // quantized types: f32 scale per block
 
     /** Wraps (plain types) or repacks (Q8_0/Q4_0, rows [from, to) only are filled when packing in parallel). */
     public Weight(TensorData t) {
@@ -49,7 +48,7 @@ public final class Weight {
                 throw new IllegalArgumentException("tensor " + t.name() + " " + t.shapeString() + " is over 2 GiB, more than the CPU backend holds in one matrix");
             }
             this.quants = new byte[(int) (rowBytes * rows)];
-            this.scales = new short[blocks * rows];
+            this.scales = new float[blocks * rows];
             this.data = null;
         } else {
             this.blocks = 0;
@@ -75,7 +74,7 @@ public final class Weight {
             int qOut = (int) (r * rowBytes);
             int sOut = blocks * r;
             for (int b = 0; b < blocks; b++) {
-                scales[sOut + b] = src.get(F16_BITS, in);
+                scales[sOut + b] = Quants.f16(src, in);
                 MemorySegment.copy(src, ValueLayout.JAVA_BYTE, in + 2, quants, qOut + b * qBytes, qBytes);
                 in += blockBytes;
             }
@@ -160,6 +159,6 @@ public final class Weight {
 
     /** Bytes read per full pass over the matrix. */
     public long bytes() {
-        return rowBytes * rows + (scales == null ? 0 : 2L * blocks * rows);
+        return rowBytes * rows + (scales == null ? 0 : 4L * blocks * rows);
     }
 }
