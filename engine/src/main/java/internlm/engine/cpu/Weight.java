@@ -13,16 +13,27 @@ import java.lang.foreign.ValueLayout;
  * two Java arrays — the quants of every block back to back, and the block scales as f32: the same information,
  * laid out so the vector loop streams two sequential arrays (the JIT compiles array vector loads markedly better than
  * loads from memory segments, and the launcher backs the heap with transparent huge pages).
+ *
+ * <p>Quantized matrices wider than {@link #TILE} columns are stored in column tiles: tile t holds columns
+ * [t·TILE, (t+1)·TILE) of every row, rows back to back. A one-token product walks the tiles one after another, so the
+ * slice of x it multiplies (8 KiB) stays in L1 while the weights stream past it. Measured on one Zen 4 core, Q8_0,
+ * 8192-column rows: 8.9 GB/s row-major, 19 GB/s tiled — as fast as 2048-column rows (x of 32 KiB fills L1 and is
+ * evicted by the weight stream on every row).
  */
 public final class Weight {
     /** Columns per pass of the batched product (4 rows × 1024 floats = 16 KiB stay in L1). */
     private static final int K_CHUNK = 1024;
+    /** Columns per tile of a quantized matrix (a multiple of 32). */
+    static final int TILE = 2048;
+    private static final int TILE_BLOCKS = TILE / 32;
 
     public final String name;
     public final GgmlType type;
     public final int rows;
     public final int cols;
     private final int blocks;          // blocks per row (quantized types)
+    private final int tiles;           // column tiles (quantized types; 1 = plain row-major)
+    private final int qBytes;          // bytes of quants per block (quantized types)
     private final long rowBytes;       // bytes per row in data (plain types) or quants (quantized types)
     private final MemorySegment data;  // plain types: the row-major matrix
     private final byte[] quants;       // quantized types: the quants of all blocks
@@ -42,7 +53,8 @@ public final class Weight {
         this.rows = (int) t.rows();
         if (type == GgmlType.Q8_0 || type == GgmlType.Q4_0) {
             this.blocks = cols / 32;
-            int qBytes = type == GgmlType.Q8_0 ? 32 : 16;
+            this.qBytes = type == GgmlType.Q8_0 ? 32 : 16;
+            this.tiles = (blocks + TILE_BLOCKS - 1) / TILE_BLOCKS;
             this.rowBytes = (long) blocks * qBytes;
             if (rowBytes * rows > Integer.MAX_VALUE - 64) {
                 throw new IllegalArgumentException("tensor " + t.name() + " " + t.shapeString() + " is over 2 GiB, more than the CPU backend holds in one matrix");
@@ -52,6 +64,8 @@ public final class Weight {
             this.data = null;
         } else {
             this.blocks = 0;
+            this.qBytes = 0;
+            this.tiles = 1;
             this.rowBytes = t.rowBytes();
             this.data = t.data();
             this.quants = null;
@@ -68,24 +82,46 @@ public final class Weight {
     public void pack(TensorData t, int from, int to) {
         MemorySegment src = t.data();
         int blockBytes = type.bytesPerBlock;
-        int qBytes = (int) (rowBytes / blocks);
         for (int r = from; r < to; r++) {
             long in = (long) r * blocks * blockBytes;
-            int qOut = (int) (r * rowBytes);
-            int sOut = blocks * r;
             for (int b = 0; b < blocks; b++) {
-                scales[sOut + b] = Quants.f16(src, in);
-                MemorySegment.copy(src, ValueLayout.JAVA_BYTE, in + 2, quants, qOut + b * qBytes, qBytes);
+                int tile = b / TILE_BLOCKS, j = b % TILE_BLOCKS;
+                int sOut = scaleOffset(tile, r) + j;
+                scales[sOut] = Quants.f16(src, in);
+                MemorySegment.copy(src, ValueLayout.JAVA_BYTE, in + 2, quants, sOut * qBytes, qBytes);
                 in += blockBytes;
             }
         }
     }
 
+    /** Blocks of row segment in tile t. */
+    private int tileBlocks(int t) {
+        return Math.min(TILE_BLOCKS, blocks - t * TILE_BLOCKS);
+    }
+
+    /** Index of the first scale of row r's segment in tile t (its quants start at qBytes times this). */
+    private int scaleOffset(int t, int r) {
+        return rows * t * TILE_BLOCKS + r * tileBlocks(t);
+    }
+
+    /** Σ over the columns of tile t of W[row, c] · x[xOff + c]. */
+    private float dotTile(int t, int row, float[] x, int xOff) {
+        int s = scaleOffset(t, row), n = tileBlocks(t), xo = xOff + t * TILE;
+        return type == GgmlType.Q8_0
+                ? VectorKernels.dotQ8_0(quants, s * qBytes, scales, s, x, xo, n)
+                : VectorKernels.dotQ4_0(quants, s * qBytes, scales, s, x, xo, n);
+    }
+
     /** Σ_c W[row, c] · x[xOff + c]. */
     public float dot(int row, float[] x, int xOff) {
         return switch (type) {
-            case Q8_0 -> VectorKernels.dotQ8_0(quants, (int) (row * rowBytes), scales, blocks * row, x, xOff, blocks);
-            case Q4_0 -> VectorKernels.dotQ4_0(quants, (int) (row * rowBytes), scales, blocks * row, x, xOff, blocks);
+            case Q8_0, Q4_0 -> {
+                float sum = 0;
+                for (int t = 0; t < tiles; t++) {
+                    sum += dotTile(t, row, x, xOff);
+                }
+                yield sum;
+            }
             case F16 -> VectorKernels.dotF16(data, row * rowBytes, x, xOff, cols);
             case BF16 -> VectorKernels.dotBF16(data, row * rowBytes, x, xOff, cols);
             case F32 -> VectorKernels.dotF32(data, row * rowBytes, x, xOff, cols);
@@ -96,8 +132,16 @@ public final class Weight {
     /** Writes row {@code row} as floats into out[outOff..outOff+cols). */
     public void dequantizeRow(int row, float[] out, int outOff) {
         switch (type) {
-            case Q8_0 -> VectorKernels.dequantQ8_0(quants, (int) (row * rowBytes), scales, blocks * row, out, outOff, blocks);
-            case Q4_0 -> VectorKernels.dequantQ4_0(quants, (int) (row * rowBytes), scales, blocks * row, out, outOff, blocks);
+            case Q8_0, Q4_0 -> {
+                for (int t = 0; t < tiles; t++) {
+                    int s = scaleOffset(t, row);
+                    if (type == GgmlType.Q8_0) {
+                        VectorKernels.dequantQ8_0(quants, s * qBytes, scales, s, out, outOff + t * TILE, tileBlocks(t));
+                    } else {
+                        VectorKernels.dequantQ4_0(quants, s * qBytes, scales, s, out, outOff + t * TILE, tileBlocks(t));
+                    }
+                }
+            }
             case F16 -> VectorKernels.dequantF16(data, row * rowBytes, out, outOff, cols);
             case BF16 -> VectorKernels.dequantBF16(data, row * rowBytes, out, outOff, cols);
             case F32 -> Quants.dequantize(GgmlType.F32, data, (long) row * cols, out, outOff, cols);
@@ -112,8 +156,18 @@ public final class Weight {
      */
     public void matmul(float[] x, int xStride, int batch, float[] y, int yStride, int yOff, int from, int to, float[] scratch) {
         if (batch == 1) {
-            for (int r = from; r < to; r++) {
-                y[yOff + r] = dot(r, x, 0);
+            if (tiles == 1) {
+                for (int r = from; r < to; r++) {
+                    y[yOff + r] = dot(r, x, 0);
+                }
+            } else {
+                // tile by tile: the same sums as dot(), in the same order
+                for (int t = 0; t < tiles; t++) {
+                    for (int r = from; r < to; r++) {
+                        float p = dotTile(t, r, x, 0);
+                        y[yOff + r] = t == 0 ? 0f + p : y[yOff + r] + p;
+                    }
+                }
             }
             return;
         }

@@ -17,7 +17,9 @@ import static org.junit.jupiter.api.Assertions.*;
 class VectorKernelsTest {
 
     @ParameterizedTest
-    @CsvSource({"F32,37,5", "F32,64,3", "F16,33,4", "F16,96,7", "BF16,45,3", "BF16,128,2", "Q8_0,32,3", "Q8_0,224,9", "Q4_0,64,5", "Q4_0,96,3"})
+    @CsvSource({"F32,37,5", "F32,64,3", "F16,33,4", "F16,96,7", "BF16,45,3", "BF16,128,2", "Q8_0,32,3", "Q8_0,224,9", "Q4_0,64,5", "Q4_0,96,3",
+            // wider than a column tile (2048): two full tiles and a narrow one, odd row counts
+            "Q8_0,4192,5", "Q4_0,6208,3", "Q8_0,2048,3"})
     void matchesScalarDefinition(GgmlType type, int cols, int rows) throws Exception {
         SplittableRandom r = new SplittableRandom(cols * 31L + rows);
         float[] w = new float[cols * rows];
@@ -42,6 +44,10 @@ class VectorKernelsTest {
         float[] row = new float[cols];
         float[] y = new float[batch * rows];
         weight.matmul(x, cols, batch, y, rows, 0, 0, rows, new float[4 * cols]);
+        // one token (the decode path), over two row ranges as the threads split it
+        float[] y1 = new float[rows + 3];
+        weight.matmul(x, cols, 1, y1, 0, 3, 0, rows / 2, null);
+        weight.matmul(x, cols, 1, y1, 0, 3, rows / 2, rows, null);
         for (int rr = 0; rr < rows; rr++) {
             weight.dequantizeRow(rr, row, 0);
             for (int c = 0; c < cols; c++) {
@@ -53,6 +59,9 @@ class VectorKernelsTest {
                     ref += (double) deq[rr * cols + c] * x[b * cols + c];
                 }
                 float single = weight.dot(rr, x, b * cols);
+                if (b == 0) {
+                    assertEquals(single, y1[3 + rr], 0f, type + " one-token product row " + rr);
+                }
                 assertEquals(ref, single, 1e-4 * cols, type + " dot row " + rr + " token " + b);
                 assertEquals(ref, y[b * rows + rr], 1e-4 * cols, type + " batched row " + rr + " token " + b);
             }
