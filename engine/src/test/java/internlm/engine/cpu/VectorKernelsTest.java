@@ -19,7 +19,7 @@ class VectorKernelsTest {
     @ParameterizedTest
     @CsvSource({"F32,37,5", "F32,64,3", "F16,33,4", "F16,96,7", "BF16,45,3", "BF16,128,2", "Q8_0,32,3", "Q8_0,224,9", "Q4_0,64,5", "Q4_0,96,3",
             // wider than a column tile (2048): two full tiles and a narrow one, odd row counts
-            "Q8_0,4192,5", "Q4_0,6208,3", "Q8_0,2048,3"})
+            "Q8_0,4192,5", "Q4_0,6208,3", "Q8_0,2048,3", "F16,4160,3", "F32,2080,2", "BF16,4128,2"})
     void matchesScalarDefinition(GgmlType type, int cols, int rows) throws Exception {
         SplittableRandom r = new SplittableRandom(cols * 31L + rows);
         float[] w = new float[cols * rows];
