@@ -38,6 +38,7 @@ public final class CpuBackend implements Backend {
         this.c = model.config();
         this.roundActivations = roundActivations;
         this.par = new Parallel(threads);
+        this.halfOnHeap = halfFitsOnHeap(model);
         try {
             this.tokenEmbedding = model.tensor("token_embd.weight");
             this.outputNorm = vector(model.tensor("output_norm.weight"));
@@ -72,8 +73,30 @@ public final class CpuBackend implements Backend {
     private final float[][] rounded = {new float[0], new float[0], new float[0]};
     private final java.util.List<Object[]> toPack = new java.util.ArrayList<>();
 
+    private final boolean halfOnHeap;
+
+    /**
+     * Whether the F16/BF16 matrices can be copied to the heap (tiled: faster decode) next to the repacked quantized
+     * ones with room to spare; otherwise they are read from the mapped file.
+     */
+    private static boolean halfFitsOnHeap(LoadedModel model) {
+        long half = 0, quant = 0;
+        for (TensorData t : model.tensors().values()) {
+            if (t.dims().length == 2) {
+                switch (t.type()) {
+                    case F16, BF16 -> half += t.data().byteSize();
+                    case Q8_0, Q4_0 -> quant += t.data().byteSize() / 34 * 36;
+                    default -> { }
+                }
+            }
+        }
+        Runtime rt = Runtime.getRuntime();
+        long free = rt.maxMemory() - (rt.totalMemory() - rt.freeMemory());
+        return half > 0 && half + quant + (512L << 20) < free;
+    }
+
     private Weight weight(TensorData t) {
-        Weight w = new Weight(t);
+        Weight w = new Weight(t, halfOnHeap);
         if (w.needsPacking()) {
             toPack.add(new Object[] {w, t});
         }
