@@ -76,15 +76,16 @@ public final class CpuBackend implements Backend {
     private final boolean halfOnHeap;
 
     /**
-     * Whether the F16/BF16 matrices can be copied to the heap (tiled: faster decode) next to the repacked quantized
-     * ones with room to spare; otherwise they are read from the mapped file.
+     * Whether the file-mapped F16/BF16 matrices can be copied to the heap (tiled: faster decode) next to the repacked
+     * quantized ones with room to spare; otherwise they are read from the mapped file. Matrices the loader already
+     * holds in native memory (converted from a Hugging Face checkpoint) are never copied: that would hold them twice.
      */
     private static boolean halfFitsOnHeap(LoadedModel model) {
         long half = 0, quant = 0;
         for (TensorData t : model.tensors().values()) {
             if (t.dims().length == 2) {
                 switch (t.type()) {
-                    case F16, BF16 -> half += t.data().byteSize();
+                    case F16, BF16 -> half += t.data().isMapped() ? t.data().byteSize() : 0;
                     case Q8_0, Q4_0 -> quant += t.data().byteSize() / 34 * 36;
                     default -> { }
                 }
@@ -96,7 +97,7 @@ public final class CpuBackend implements Backend {
     }
 
     private Weight weight(TensorData t) {
-        Weight w = new Weight(t, halfOnHeap);
+        Weight w = new Weight(t, halfOnHeap && t.data().isMapped());
         if (w.needsPacking()) {
             toPack.add(new Object[] {w, t});
         }
