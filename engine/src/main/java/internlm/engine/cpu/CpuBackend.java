@@ -147,8 +147,11 @@ public final class CpuBackend implements Backend {
         return "CPU, " + par.threads() + " thread" + (par.threads() == 1 ? "" : "s") + ", " + VectorKernels.describe();
     }
 
-    /** Largest number of tokens pushed through the layers at once (longer prompts are split). */
-    public static final int MAX_BATCH = 32;
+    /**
+     * Largest number of tokens pushed through the layers at once (longer prompts are split). Each weight row is
+     * dequantized once per batch: 128 rather than 32 took pp128 on the 1.8B Q8_0 model from ~36 to ~45 tok/s.
+     */
+    public static final int MAX_BATCH = 128;
 
     /** Per-sequence state: KV cache plus activation buffers for up to MAX_BATCH tokens. */
     static final class CpuState implements State {
