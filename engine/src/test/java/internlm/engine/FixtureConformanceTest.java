@@ -36,7 +36,11 @@ import static org.junit.jupiter.api.Assertions.*;
  *       synthetic models we generated and ~0.2 on a 1.8B-shaped one. The kernels themselves are checked tightly
  *       against an independent reference in ReferenceForwardTest.</li>
  * </ul>
- * A model's tolerance is the largest over the types of its matrices.
+ * A model's tolerance is the largest over the types of its matrices. For F32/F16/BF16 models the error is relative
+ * (llama.cpp rounds activations to F16 for F16 weights: 2^-11 of each value), so at a step whose largest logit exceeds
+ * 20 in magnitude (models made with a large lm_head gain) their tolerance grows in proportion, tolerance · |top-1
+ * logit| / 20 (observed: 0.025 at logits ~66). The Q8_0/Q4_0 bound is an envelope with margin and stays absolute
+ * (observed 0.08 at logits ~66).
  */
 class FixtureConformanceTest {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -113,12 +117,13 @@ class FixtureConformanceTest {
             boolean tie = false;
             for (int i = 0; i < steps.size(); i++) {
                 JsonNode st = steps.get(i);
+                double stepTol = tol >= 0.3 ? tol : tol * Math.max(1, Math.abs(st.get("top").get(0).get("logit").asDouble()) / 20);
                 for (JsonNode top : st.get("top")) {
                     int id = top.get("id").asInt();
                     maxDev = Math.max(maxDev, Math.abs(top.get("logit").asDouble() - logits[id]));
-                    assertEquals(top.get("logit").asDouble(), logits[id], tol, "step " + i + " logit of token " + id);
+                    assertEquals(top.get("logit").asDouble(), logits[id], stepTol, "step " + i + " logit of token " + id);
                 }
-                if (!tie && st.get("gap12").asDouble() < 2 * tol) {
+                if (!tie && st.get("gap12").asDouble() < 2 * stepTol) {
                     tie = true; // from here llama.cpp's own choice depends on rounding: stop comparing ids
                 }
                 if (!tie) {
