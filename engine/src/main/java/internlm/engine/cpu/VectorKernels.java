@@ -6,6 +6,7 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -35,6 +36,28 @@ public final class VectorKernels {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
+    private static final VectorShuffle<Float> SWAP8 = VectorShuffle.fromOp(F, i -> (i ^ 8) % L);
+    private static final VectorShuffle<Float> SWAP4 = VectorShuffle.fromOp(F, i -> (i ^ 4) % L);
+    private static final VectorShuffle<Float> SWAP2 = VectorShuffle.fromOp(F, i -> (i ^ 2) % L);
+    private static final VectorShuffle<Float> SWAP1 = VectorShuffle.fromOp(F, i -> (i ^ 1) % L);
+
+
+    /**
+     * The sum of v's lanes in a fixed order (pairwise: lanes i and i^8, then i^4, i^2, i^1). Not reduceLanes(ADD),
+     * which may add in another order before and after the JIT compiles it: the CPU backend's results must not depend
+     * on when the JIT ran — with activations rounded to Q8_0, a last-bit difference can move a value across a rounding
+     * boundary and change logits by ~0.1 (seen in the test suite).
+     */
+    static float sum(FloatVector v) {
+        if (L == 16) {
+            v = v.add(v.rearrange(SWAP8));
+        }
+        v = v.add(v.rearrange(SWAP4));
+        v = v.add(v.rearrange(SWAP2));
+        v = v.add(v.rearrange(SWAP1));
+        return v.lane(0);
+    }
+
     public static String describe() {
         return VECTOR ? "Vector API, " + F.vectorBitSize() + "-bit (" + L + " floats)" : "scalar (vector width " + F.vectorBitSize() + " bits not used)";
     }
@@ -51,7 +74,7 @@ public final class VectorKernels {
                 a0 = FloatVector.fromMemorySegment(F, w, off + 4L * i, LE).fma(FloatVector.fromArray(F, x, xOff + i), a0);
                 a1 = FloatVector.fromMemorySegment(F, w, off + 4L * (i + L), LE).fma(FloatVector.fromArray(F, x, xOff + i + L), a1);
             }
-            sum = a0.add(a1).reduceLanes(VectorOperators.ADD);
+            sum = sum(a0.add(a1));
         }
         for (; i < n; i++) {
             sum += w.get(F32, off + 4L * i) * x[xOff + i];
@@ -76,7 +99,7 @@ public final class VectorKernels {
                 a0 = halfToFloat(h0).fma(FloatVector.fromArray(F, x, xOff + i), a0);
                 a1 = halfToFloat(h1).fma(FloatVector.fromArray(F, x, xOff + i + L), a1);
             }
-            sum = a0.add(a1).reduceLanes(VectorOperators.ADD);
+            sum = sum(a0.add(a1));
         }
         for (; i < n; i++) {
             sum += Float.float16ToFloat(w.get(F16, off + 2L * i)) * x[xOff + i];
@@ -105,7 +128,7 @@ public final class VectorKernels {
                 a0 = w0.fma(FloatVector.fromArray(F, x, xOff + i), a0);
                 a1 = w1.fma(FloatVector.fromArray(F, x, xOff + i + L), a1);
             }
-            sum = a0.add(a1).reduceLanes(VectorOperators.ADD);
+            sum = sum(a0.add(a1));
         }
         for (; i < n; i++) {
             sum += Float.float16ToFloat(h[off + i]) * x[xOff + i];
@@ -125,7 +148,7 @@ public final class VectorKernels {
                 a0 = h0.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(FloatVector.fromArray(F, x, xOff + i), a0);
                 a1 = h1.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(FloatVector.fromArray(F, x, xOff + i + L), a1);
             }
-            sum = a0.add(a1).reduceLanes(VectorOperators.ADD);
+            sum = sum(a0.add(a1));
         }
         for (; i < n; i++) {
             sum += Float.intBitsToFloat((h[off + i] & 0xffff) << 16) * x[xOff + i];
@@ -144,7 +167,7 @@ public final class VectorKernels {
                 a0 = h0.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(FloatVector.fromArray(F, x, xOff + i), a0);
                 a1 = h1.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().fma(FloatVector.fromArray(F, x, xOff + i + L), a1);
             }
-            sum = a0.add(a1).reduceLanes(VectorOperators.ADD);
+            sum = sum(a0.add(a1));
         }
         for (; i < n; i++) {
             sum += Float.intBitsToFloat((w.get(F16, off + 2L * i) & 0xffff) << 16) * x[xOff + i];
@@ -182,7 +205,7 @@ public final class VectorKernels {
             FloatVector s0 = q8(q, o + 16).fma(FloatVector.fromArray(F, x, xo + 16), q8(q, o).mul(FloatVector.fromArray(F, x, xo)));
             a0 = s0.fma(FloatVector.broadcast(F, s[sOff + b]), a0);
         }
-        return a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
+        return sum(a0.add(a1).add(a2.add(a3)));
     }
 
     /** 16 int8 quants at q[o], as floats. */
@@ -225,7 +248,7 @@ public final class VectorKernels {
                 acc1 = s0.add(s1).fma(d, acc1);
             }
         }
-        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        return sum(acc0.add(acc1));
     }
 
     private static float scalarQ4_0(byte[] q, int qOff, float[] s, int sOff, float[] x, int xOff, int blocks) {
@@ -343,7 +366,7 @@ public final class VectorKernels {
             for (; i + L <= n; i += L) {
                 a0 = FloatVector.fromArray(F, a, aOff + i).fma(FloatVector.fromArray(F, b, bOff + i), a0);
             }
-            sum = a0.add(a1).reduceLanes(VectorOperators.ADD);
+            sum = sum(a0.add(a1));
         }
         for (; i < n; i++) {
             sum += a[aOff + i] * b[bOff + i];
@@ -354,8 +377,11 @@ public final class VectorKernels {
     /**
      * A 4×4 tile of a matrix product: out[4·i + j] = Σ_c w[wOff + i·cols + c] · x[xOff[j] + c] for 4 weight rows
      * (already dequantized, row stride {@code cols}) and 4 activation rows. Each loaded vector feeds 4 FMAs, so the
-     * loop is bound by FMA throughput rather than by loads (prefill).
+     * loop is bound by FMA throughput rather than by loads (prefill). {@code out} must hold {@link #TILE_OUT} floats
+     * (the 16 results, then scratch for the lane sums).
      */
+    public static final int TILE_OUT = 16 + 16 * 16;
+
     public static void tile4x4(float[] w, int wOff, int cols, float[] x, int x0, int x1, int x2, int x3, float[] out) {
         tile4x4(w, wOff, cols, 0, cols, x, x0, x1, x2, x3, out);
     }
@@ -381,14 +407,19 @@ public final class VectorKernels {
                 FloatVector w3 = FloatVector.fromArray(F, w, r3 + c);
                 a30 = w3.fma(v0, a30); a31 = w3.fma(v1, a31); a32 = w3.fma(v2, a32); a33 = w3.fma(v3, a33);
             }
-            out[0] = a00.reduceLanes(VectorOperators.ADD); out[1] = a01.reduceLanes(VectorOperators.ADD);
-            out[2] = a02.reduceLanes(VectorOperators.ADD); out[3] = a03.reduceLanes(VectorOperators.ADD);
-            out[4] = a10.reduceLanes(VectorOperators.ADD); out[5] = a11.reduceLanes(VectorOperators.ADD);
-            out[6] = a12.reduceLanes(VectorOperators.ADD); out[7] = a13.reduceLanes(VectorOperators.ADD);
-            out[8] = a20.reduceLanes(VectorOperators.ADD); out[9] = a21.reduceLanes(VectorOperators.ADD);
-            out[10] = a22.reduceLanes(VectorOperators.ADD); out[11] = a23.reduceLanes(VectorOperators.ADD);
-            out[12] = a30.reduceLanes(VectorOperators.ADD); out[13] = a31.reduceLanes(VectorOperators.ADD);
-            out[14] = a32.reduceLanes(VectorOperators.ADD); out[15] = a33.reduceLanes(VectorOperators.ADD);
+            // lane sums in a fixed order (not reduceLanes: see sum()); out must hold 16 + 16·L floats
+            int o = 16;
+            a00.intoArray(out, o); a01.intoArray(out, o + L); a02.intoArray(out, o + 2 * L); a03.intoArray(out, o + 3 * L);
+            a10.intoArray(out, o + 4 * L); a11.intoArray(out, o + 5 * L); a12.intoArray(out, o + 6 * L); a13.intoArray(out, o + 7 * L);
+            a20.intoArray(out, o + 8 * L); a21.intoArray(out, o + 9 * L); a22.intoArray(out, o + 10 * L); a23.intoArray(out, o + 11 * L);
+            a30.intoArray(out, o + 12 * L); a31.intoArray(out, o + 13 * L); a32.intoArray(out, o + 14 * L); a33.intoArray(out, o + 15 * L);
+            for (int k = 0; k < 16; k++) {
+                float t = 0;
+                for (int i = 0; i < L; i++) {
+                    t += out[o + k * L + i];
+                }
+                out[k] = t;
+            }
         } else {
             java.util.Arrays.fill(out, 0, 16, 0f);
         }

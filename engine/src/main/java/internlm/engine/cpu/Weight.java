@@ -23,8 +23,8 @@ import java.lang.foreign.ValueLayout;
  * and otherwise read row-major from the mapped file.
  */
 public final class Weight {
-    /** Columns per pass of the batched product (4 rows × 1024 floats = 16 KiB stay in L1). */
-    private static final int K_CHUNK = 1024;
+    /** Columns per pass of the batched product (4 weight rows × 2048 floats; halves the lane sums of 1024-column passes, +15 % in a micro-benchmark). */
+    private static final int K_CHUNK = 2048;
     /** Columns per tile of a quantized matrix (a multiple of 32). */
     static final int TILE = 2048;
     private static final int TILE_BLOCKS = TILE / 32;
@@ -235,7 +235,7 @@ public final class Weight {
             }
             return;
         }
-        float[] tile = new float[16];
+        float[] tile = new float[VectorKernels.TILE_OUT];
         float[] acc = new float[4 * batch];
         int r = from;
         for (; r + 4 <= to; r += 4) {

@@ -60,7 +60,8 @@ class VectorKernelsTest {
                 }
                 float single = weight.dot(rr, x, b * cols);
                 if (b == 0) {
-                    assertEquals(single, y1[3 + rr], 0f, type + " one-token product row " + rr);
+                    // same sums in the same order; only the lane reduction may differ before/after JIT compilation
+                    assertEquals(single, y1[3 + rr], 1e-5f * Math.max(1f, Math.abs(single)), type + " one-token product row " + rr);
                 }
                 assertEquals(ref, single, 1e-4 * cols, type + " dot row " + rr + " token " + b);
                 assertEquals(ref, y[b * rows + rr], 1e-4 * cols, type + " batched row " + rr + " token " + b);

@@ -88,11 +88,13 @@ class RewardScorerTest {
             assertEquals(refGood, good, 1e-4 * Math.max(1, Math.abs(refGood)));
             assertEquals(refBad, bad, 1e-4 * Math.max(1, Math.abs(refBad)));
             assertNotEquals(good, bad, 1e-3, "different answers, different scores");
-            // a session reused across conversations (prefix cache) gives the same scores
+            // a session reused across conversations (prefix cache) gives the same scores, up to float rounding: the
+            // reused prefix was computed in other batches, and the Vector API's lane reductions may sum in a different
+            // order before and after the JIT compiles them (the score is a sum with cancellation; seen: 2.6e-6)
             try (Session s = e.newSession(256)) {
-                assertEquals(good, scorer.score(s, GOOD), 1e-6);
-                assertEquals(bad, scorer.score(s, BAD), 1e-6);
-                assertEquals(good, scorer.score(s, GOOD), 1e-6);
+                assertEquals(good, scorer.score(s, GOOD), 2e-5);
+                assertEquals(bad, scorer.score(s, BAD), 2e-5);
+                assertEquals(good, scorer.score(s, GOOD), 2e-5);
             }
         }
     }
