@@ -87,7 +87,8 @@ public final class CpuBackend implements Backend {
             if (t.dims().length == 2) {
                 switch (t.type()) {
                     case F16, BF16 -> half += t.data().isMapped() ? t.data().byteSize() : 0;
-                    case Q8_0, Q4_0 -> quant += t.data().byteSize() / 34 * 36;
+                    // repacked: the quants of each block, its f16 scale widened to f32
+                    case Q8_0, Q4_0 -> quant += t.data().byteSize() / t.type().bytesPerBlock * (t.type().bytesPerBlock + 2);
                     default -> { }
                 }
             }

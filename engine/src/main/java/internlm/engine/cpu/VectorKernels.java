@@ -41,7 +41,6 @@ public final class VectorKernels {
     private static final VectorShuffle<Float> SWAP2 = VectorShuffle.fromOp(F, i -> (i ^ 2) % L);
     private static final VectorShuffle<Float> SWAP1 = VectorShuffle.fromOp(F, i -> (i ^ 1) % L);
 
-
     /**
      * The sum of v's lanes in a fixed order (pairwise: lanes i and i^8, then i^4, i^2, i^1). Not reduceLanes(ADD),
      * which may add in another order before and after the JIT compiles it: the CPU backend's results must not depend

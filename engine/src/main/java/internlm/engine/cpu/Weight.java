@@ -25,7 +25,7 @@ import java.lang.foreign.ValueLayout;
 public final class Weight {
     /** Columns per pass of the batched product (4 weight rows × 2048 floats; halves the lane sums of 1024-column passes, +15 % in a micro-benchmark). */
     private static final int K_CHUNK = 2048;
-    /** Columns per tile of a quantized matrix (a multiple of 32). */
+    /** Columns per tile of a repacked (quantized or heap-copied half-precision) matrix; a multiple of 32. */
     static final int TILE = 2048;
     private static final int TILE_BLOCKS = TILE / 32;
 
@@ -34,7 +34,7 @@ public final class Weight {
     public final int rows;
     public final int cols;
     private final int blocks;          // blocks per row (quantized types)
-    private final int tiles;           // column tiles (quantized types; 1 = plain row-major)
+    private final int tiles;           // column tiles of the repacked types (1 for a mapped row-major matrix)
     private final int qBytes;          // bytes of quants per block (quantized types)
     private final long rowBytes;       // bytes per row in data (plain types) or quants (quantized types)
     private final MemorySegment data;  // plain types: the row-major matrix
@@ -100,7 +100,7 @@ public final class Weight {
         return scales != null || halfs != null;
     }
 
-    /** Copies rows [from, to) of a Q8_0/Q4_0 tensor into the repacked layout. */
+    /** Copies rows [from, to) of a Q8_0/Q4_0 (or heap-copied F16/BF16) tensor into the repacked layout. */
     public void pack(TensorData t, int from, int to) {
         MemorySegment src = t.data();
         if (halfs != null) {
@@ -159,9 +159,9 @@ public final class Weight {
                 : VectorKernels.dotQ4_0(quants, s * qBytes, scales, s, x, xo, n);
     }
 
-    /** Σ_c W[row, c] · x[xOff + c]. */
+    /** Σ_c W[row, c] · x[xOff + c] (tile by tile for the repacked types). */
     public float dot(int row, float[] x, int xOff) {
-        if (halfs != null) {
+        if (needsPacking()) {
             float sum = 0;
             for (int t = 0; t < tiles; t++) {
                 sum += dotTile(t, row, x, xOff);
@@ -169,13 +169,6 @@ public final class Weight {
             return sum;
         }
         return switch (type) {
-            case Q8_0, Q4_0 -> {
-                float sum = 0;
-                for (int t = 0; t < tiles; t++) {
-                    sum += dotTile(t, row, x, xOff);
-                }
-                yield sum;
-            }
             case F16 -> VectorKernels.dotF16(data, row * rowBytes, x, xOff, cols);
             case BF16 -> VectorKernels.dotBF16(data, row * rowBytes, x, xOff, cols);
             case F32 -> VectorKernels.dotF32(data, row * rowBytes, x, xOff, cols);
@@ -183,29 +176,34 @@ public final class Weight {
         };
     }
 
+    /** Writes the columns of tile t of row {@code row} as floats into out[outOff + t·TILE ..]. */
+    private void dequantizeTile(int t, int row, float[] out, int outOff) {
+        int o = outOff + t * TILE;
+        if (halfs != null) {
+            if (type == GgmlType.F16) {
+                VectorKernels.dequantF16(halfs, halfOffset(t, row), out, o, tileWidth(t));
+            } else {
+                VectorKernels.dequantBF16(halfs, halfOffset(t, row), out, o, tileWidth(t));
+            }
+            return;
+        }
+        int s = scaleOffset(t, row);
+        if (type == GgmlType.Q8_0) {
+            VectorKernels.dequantQ8_0(quants, s * qBytes, scales, s, out, o, tileBlocks(t));
+        } else {
+            VectorKernels.dequantQ4_0(quants, s * qBytes, scales, s, out, o, tileBlocks(t));
+        }
+    }
+
     /** Writes row {@code row} as floats into out[outOff..outOff+cols). */
     public void dequantizeRow(int row, float[] out, int outOff) {
-        if (halfs != null) {
+        if (needsPacking()) {
             for (int t = 0; t < tiles; t++) {
-                if (type == GgmlType.F16) {
-                    VectorKernels.dequantF16(halfs, halfOffset(t, row), out, outOff + t * TILE, tileWidth(t));
-                } else {
-                    VectorKernels.dequantBF16(halfs, halfOffset(t, row), out, outOff + t * TILE, tileWidth(t));
-                }
+                dequantizeTile(t, row, out, outOff);
             }
             return;
         }
         switch (type) {
-            case Q8_0, Q4_0 -> {
-                for (int t = 0; t < tiles; t++) {
-                    int s = scaleOffset(t, row);
-                    if (type == GgmlType.Q8_0) {
-                        VectorKernels.dequantQ8_0(quants, s * qBytes, scales, s, out, outOff + t * TILE, tileBlocks(t));
-                    } else {
-                        VectorKernels.dequantQ4_0(quants, s * qBytes, scales, s, out, outOff + t * TILE, tileBlocks(t));
-                    }
-                }
-            }
             case F16 -> VectorKernels.dequantF16(data, row * rowBytes, out, outOff, cols);
             case BF16 -> VectorKernels.dequantBF16(data, row * rowBytes, out, outOff, cols);
             case F32 -> Quants.dequantize(GgmlType.F32, data, (long) row * cols, out, outOff, cols);
