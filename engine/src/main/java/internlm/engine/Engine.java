@@ -40,12 +40,18 @@ public final class Engine implements AutoCloseable {
      * rounds inputs of quantized matrices to Q8_0 like llama.cpp (see ActivationRounding); {@code context} is the
      * context the GPU backend sizes its KV cache for (0 = {@link #defaultContext()}); {@code kvCacheF16} stores the
      * GPU KV cache in half precision; {@code profile} records TornadoVM kernel times; {@code quantize} converts float
-     * weight matrices to that type at load (null: keep them as stored).
+     * weight matrices to that type at load (null: keep them as stored); {@code sequences} is how many sequences the
+     * GPU backend holds KV caches for at once (the server's --parallel; the CPU backend's caches grow on demand).
      */
     public record Options(String backend, int threads, String device, boolean roundActivations, int context, boolean kvCacheF16,
-                          boolean profile, GgmlType quantize) {
+                          boolean profile, GgmlType quantize, int sequences) {
         public Options(String backend, int threads, String device, boolean roundActivations) {
-            this(backend, threads, device, roundActivations, 0, false, false, null);
+            this(backend, threads, device, roundActivations, 0, false, false, null, 1);
+        }
+
+        public Options(String backend, int threads, String device, boolean roundActivations, int context, boolean kvCacheF16,
+                       boolean profile, GgmlType quantize) {
+            this(backend, threads, device, roundActivations, context, kvCacheF16, profile, quantize, 1);
         }
 
         public static Options cpu() {
@@ -132,8 +138,8 @@ public final class Engine implements AutoCloseable {
                     throw new IllegalStateException("--backend tornado: " + why);
                 }
                 int ctx = options.context() > 0 ? options.context() : Math.min(model.config().contextLength(), 4096);
-                yield TornadoBackends.create(model, new TornadoBackend.Settings(ctx, options.device(), options.kvCacheF16(),
-                        options.roundActivations(), options.profile()), progress);
+                yield TornadoBackends.create(model, new TornadoBackend.Settings(ctx, Math.max(1, options.sequences()),
+                        options.device(), options.kvCacheF16(), options.roundActivations(), options.profile()), progress);
             }
             default -> throw new IllegalArgumentException("unknown backend '" + b + "' (cpu, tornado, auto)");
         };
@@ -158,8 +164,18 @@ public final class Engine implements AutoCloseable {
         return ids.stream().mapToInt(Integer::intValue).toArray();
     }
 
+    /**
+     * A new session (one conversation or request) holding up to {@code contextTokens} tokens.
+     *
+     * @throws IllegalArgumentException when the context exceeds what the model allows
+     * @throws IllegalStateException when the backend has no free sequence slot
+     */
     public Session newSession(int contextTokens) {
-        return new Session(this, contextTokens);
+        if (contextTokens > maxContext()) {
+            throw new IllegalArgumentException("context of " + contextTokens + " tokens exceeds the model's trained window of "
+                    + config().contextLength() + " tokens (and the model has no dynamic RoPE scaling to go further)");
+        }
+        return new Session(backend, model.config(), tokenizer, stopTokens, contextTokens);
     }
 
     /** Context length a session gets by default: the model's window, capped at 4096 to keep memory modest. */

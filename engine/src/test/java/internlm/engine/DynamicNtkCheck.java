@@ -72,7 +72,7 @@ public final class DynamicNtkCheck {
         }
         double worst = 0;
         float[] logits = new float[c.vocabSize()];
-        try (Backend.State s = backend.newState(capacity)) {
+        try (Backend.Sequence s = backend.openSequence(capacity)) {
             backend.forward(s, prompt, promptLength, 0, Session.ropeBase(c, promptLength), logits);
             double[] expected = null;
             double base = specBase(c.ropeTheta(), c.ropeScaling().factor(), c.contextLength(), c.headDim(), promptLength);

@@ -104,7 +104,7 @@ class HfRoundTripTest {
                 assertEquals(family, h.config().family());
                 ReferenceForward ref = new ReferenceForward(h);
                 float[] logits = new float[h.config().vocabSize()];
-                try (Backend.State st = cpu.newState(32)) {
+                try (Backend.Sequence st = cpu.openSequence(32)) {
                     for (int pos = 0; pos < 12; pos++) {
                         int tok = 3 + (pos * 53) % 260;
                         double[] e = ref.forward(tok, pos, h.config().ropeTheta());

@@ -53,7 +53,7 @@ class ReferenceForwardTest {
                 expected = ref.forward(prompt[i], i, base);
             }
             float[] batched = new float[m.config().vocabSize()];
-            try (Backend.State s = cpu.newState(CpuBackend.MAX_BATCH + 16)) {
+            try (Backend.Sequence s = cpu.openSequence(CpuBackend.MAX_BATCH + 16)) {
                 cpu.forward(s, prompt, prompt.length, 0, base, batched);
                 assertClose(expected, batched, spec + " batched prefill");
                 // two more decode steps, one token at a time
@@ -65,7 +65,7 @@ class ReferenceForwardTest {
                     assertClose(expected, one, spec + " decode at " + pos);
                 }
             }
-            try (Backend.State s = cpu.newState(CpuBackend.MAX_BATCH + 16)) {
+            try (Backend.Sequence s = cpu.openSequence(CpuBackend.MAX_BATCH + 16)) {
                 float[] stepwise = new float[m.config().vocabSize()];
                 for (int i = 0; i < prompt.length; i++) {
                     cpu.forward(s, new int[] {prompt[i]}, 1, i, base, stepwise);

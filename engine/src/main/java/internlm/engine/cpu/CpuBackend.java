@@ -1,6 +1,8 @@
 package internlm.engine.cpu;
 
 import internlm.engine.model.Backend;
+import internlm.engine.model.Batch;
+import internlm.engine.model.Rope;
 
 import internlm.loader.LoadedModel;
 import internlm.loader.ModelConfig;
@@ -39,6 +41,17 @@ public final class CpuBackend implements Backend {
         this.roundActivations = roundActivations;
         this.par = new Parallel(threads);
         this.halfOnHeap = halfFitsOnHeap(model);
+        int mb = MAX_BATCH;
+        this.x = new float[mb * c.dim()];
+        this.xb = new float[mb * Math.max(c.dim(), c.qDim())];
+        this.q = new float[mb * c.qDim()];
+        this.k = new float[mb * c.kvDim()];
+        this.v = new float[mb * c.kvDim()];
+        this.att = new float[mb * c.qDim()];
+        this.hb = new float[mb * c.ffn()];
+        this.hb2 = new float[mb * c.ffn()];
+        this.rope = new float[mb * c.headDim()];
+        this.logitsScratch = new float[LOGIT_ROWS * c.vocabSize()];
         try {
             this.tokenEmbedding = model.tensor("token_embd.weight");
             this.outputNorm = vector(model.tensor("output_norm.weight"));
@@ -151,28 +164,18 @@ public final class CpuBackend implements Backend {
     }
 
     /**
-     * Largest number of tokens pushed through the layers at once (longer prompts are split). Each weight row is
-     * dequantized once per batch: 128 rather than 32 took pp128 on the 1.8B Q8_0 model from ~36 to ~45 tok/s.
+     * Largest number of rows pushed through the layers at once (larger batches are split, in order). Each weight row
+     * is dequantized once per batch: 128 rather than 32 took pp128 on the 1.8B Q8_0 model from ~36 to ~45 tok/s.
      */
     public static final int MAX_BATCH = 128;
 
-    /** Per-sequence state: KV cache plus activation buffers for up to MAX_BATCH tokens. */
-    static final class CpuState implements State {
+    /** A sequence on the CPU: its KV cache, which grows with the positions used. */
+    private static final class CpuSequence implements Sequence {
         final KvCache kv;
-        final float[] x, xb, q, k, v, att, hb, hb2, logitsScratch;
+        boolean closed;
 
-        CpuState(ModelConfig c, int capacity) {
+        CpuSequence(ModelConfig c, int capacity) {
             kv = new KvCache(c.layers(), c.kvDim(), capacity);
-            int b = MAX_BATCH;
-            x = new float[b * c.dim()];
-            xb = new float[b * Math.max(c.dim(), c.qDim())];
-            q = new float[b * c.qDim()];
-            k = new float[b * c.kvDim()];
-            v = new float[b * c.kvDim()];
-            att = new float[b * c.qDim()];
-            hb = new float[b * c.ffn()];
-            hb2 = new float[b * c.ffn()];
-            logitsScratch = new float[c.vocabSize()];
         }
 
         @Override
@@ -182,110 +185,161 @@ public final class CpuBackend implements Backend {
 
         @Override
         public void close() {
+            closed = true;
         }
     }
 
-    @Override
-    public State newState(int capacity) {
-        return new CpuState(c, capacity);
-    }
+    /** Activations of up to MAX_BATCH rows (one set per backend: forward passes run one at a time). */
+    private final float[] x, xb, q, k, v, att, hb, hb2, rope, logitsScratch;
+    private final CpuSequence[] rowSeq = new CpuSequence[MAX_BATCH];
+    private final int[] rowPos = new int[MAX_BATCH];
 
     @Override
-    public synchronized void forward(State state, int[] tokens, int n, int pos, double ropeBase, float[] logits) {
-        run(state, tokens, n, pos, ropeBase, logits, null);
-    }
-
-    @Override
-    public synchronized void forwardHidden(State state, int[] tokens, int n, int pos, double ropeBase, float[] hiddenOut) {
-        if (hiddenOut.length < c.dim()) {
-            throw new IllegalArgumentException("hidden state buffer holds " + hiddenOut.length + " floats, the model's dim is " + c.dim());
+    public Sequence openSequence(int capacity) {
+        if (capacity <= 0) {
+            throw new IllegalArgumentException("a sequence needs a positive capacity, got " + capacity);
         }
-        run(state, tokens, n, pos, ropeBase, null, hiddenOut);
+        return new CpuSequence(c, capacity);
     }
 
-    private void run(State state, int[] tokens, int n, int pos, double ropeBase, float[] logits, float[] hidden) {
-        CpuState s = (CpuState) state;
-        for (int done = 0; done < n; done += MAX_BATCH) {
-            int b = Math.min(MAX_BATCH, n - done);
-            int[] chunk = java.util.Arrays.copyOfRange(tokens, done, done + b);
-            boolean last = done + b == n;
-            forwardBatch(s, chunk, b, pos + done, ropeBase, last ? logits : null, last ? hidden : null);
+    @Override
+    public int hiddenSize() {
+        return c.dim();
+    }
+
+    @Override
+    public synchronized void forward(Batch batch) {
+        batch.validate(c.vocabSize(), c.dim());
+        for (int i = 0; i < batch.size(); i++) {
+            if (!(batch.sequence(i) instanceof CpuSequence s) || s.closed) {
+                throw new IllegalArgumentException("row " + i + " belongs to a sequence that is closed or was not opened on this backend");
+            }
+        }
+        for (int from = 0; from < batch.size(); from += MAX_BATCH) {
+            forwardRows(batch, from, Math.min(batch.size(), from + MAX_BATCH));
         }
     }
 
     /**
-     * The transformer, B tokens at a time. Reads like the model's definition:
+     * The transformer over rows [from, to) of the batch. Reads like the model's definition:
      * x = embed(token); per layer: x += Wo·attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x));
-     * x += Wdown·(silu(Wgate·norm(x)) ⊙ Wup·norm(x)); logits = Wout·norm(x) (or norm(x) itself into {@code hidden}).
+     * x += Wdown·(silu(Wgate·norm(x)) ⊙ Wup·norm(x)); logits = Wout·norm(x) (or norm(x) itself for a hidden row).
+     * Products run over all rows at once; attention runs per row against its own sequence's cache.
      */
-    private void forwardBatch(CpuState s, int[] tokens, int B, int pos, double ropeBase, float[] logits, float[] hidden) {
-        final int dim = c.dim(), qd = c.qDim(), kvd = c.kvDim(), ffn = c.ffn();
-        s.kv.ensure(pos + B);
+    private void forwardRows(Batch batch, int from, int to) {
+        final int B = to - from, dim = c.dim(), qd = c.qDim(), kvd = c.kvDim(), ffn = c.ffn(), hd = c.headDim();
         for (int b = 0; b < B; b++) {
-            if (tokens[b] < 0 || tokens[b] >= c.vocabSize()) {
-                throw new IllegalArgumentException("token id " + tokens[b] + " is outside the vocabulary (0.." + (c.vocabSize() - 1) + ")");
-            }
-            Quants.dequantize(tokenEmbedding.type(), tokenEmbedding.data(), (long) tokens[b] * dim, s.x, b * dim, dim);
+            int row = from + b;
+            rowSeq[b] = (CpuSequence) batch.sequence(row);
+            rowPos[b] = batch.position(row);
+            rowSeq[b].kv.ensure(rowPos[b] + 1);
+            Quants.dequantize(tokenEmbedding.type(), tokenEmbedding.data(), (long) batch.token(row) * dim, x, b * dim, dim);
+            Rope.table(c, rowPos[b], batch.ropeBase(row), rope, b * hd);
         }
         for (int l = 0; l < layers.length; l++) {
             Layer w = layers[l];
             // attention block
             for (int b = 0; b < B; b++) {
-                rmsnorm(s.xb, b * dim, s.x, b * dim, w.attnNorm, dim, c.rmsEps());
+                rmsnorm(xb, b * dim, x, b * dim, w.attnNorm, dim, c.rmsEps());
             }
-            matmul3(w.wq, s.q, qd, w.wk, s.k, kvd, w.wv, s.v, kvd, s.xb, dim, B);
+            matmul3(w.wq, q, qd, w.wk, k, kvd, w.wv, v, kvd, xb, dim, B);
             for (int b = 0; b < B; b++) {
-                addBias(s.q, b * qd, w.bq);
-                addBias(s.k, b * kvd, w.bk);
-                addBias(s.v, b * kvd, w.bv);
-                Rope.rotate(s.q, b * qd, c.heads(), c.headDim(), pos + b, ropeBase, c.ropeScaling());
-                Rope.rotate(s.k, b * kvd, c.kvHeads(), c.headDim(), pos + b, ropeBase, c.ropeScaling());
-                System.arraycopy(s.k, b * kvd, s.kv.k[l], (pos + b) * kvd, kvd);
-                System.arraycopy(s.v, b * kvd, s.kv.v[l], (pos + b) * kvd, kvd);
+                addBias(q, b * qd, w.bq);
+                addBias(k, b * kvd, w.bk);
+                addBias(v, b * kvd, w.bv);
+                Rope.rotate(q, b * qd, c.heads(), hd, rope, b * hd);
+                Rope.rotate(k, b * kvd, c.kvHeads(), hd, rope, b * hd);
+                System.arraycopy(k, b * kvd, rowSeq[b].kv.k[l], rowPos[b] * kvd, kvd);
+                System.arraycopy(v, b * kvd, rowSeq[b].kv.v[l], rowPos[b] * kvd, kvd);
             }
-            attention(s, l, B, pos);
-            matmul(w.wo, s.att, qd, B, s.xb, dim);
+            attention(l, B);
+            matmul(w.wo, att, qd, B, xb, dim);
             for (int b = 0; b < B; b++) {
-                addBias(s.xb, b * dim, w.bo);
-                add(s.x, b * dim, s.xb, b * dim, dim);
+                addBias(xb, b * dim, w.bo);
+                add(x, b * dim, xb, b * dim, dim);
             }
             // feed-forward block (SwiGLU)
             for (int b = 0; b < B; b++) {
-                rmsnorm(s.xb, b * dim, s.x, b * dim, w.ffnNorm, dim, c.rmsEps());
+                rmsnorm(xb, b * dim, x, b * dim, w.ffnNorm, dim, c.rmsEps());
             }
-            matmul3(w.gate, s.hb, ffn, w.up, s.hb2, ffn, null, null, 0, s.xb, dim, B);
-            VectorKernels.swiglu(s.hb, s.hb2, B * ffn);
-            matmul(w.down, s.hb, ffn, B, s.xb, dim);
+            matmul3(w.gate, hb, ffn, w.up, hb2, ffn, null, null, 0, xb, dim, B);
+            VectorKernels.swiglu(hb, hb2, B * ffn);
+            matmul(w.down, hb, ffn, B, xb, dim);
             for (int b = 0; b < B; b++) {
-                add(s.x, b * dim, s.xb, b * dim, dim);
+                add(x, b * dim, xb, b * dim, dim);
             }
         }
-        if (logits != null || hidden != null) {
-            int last = (B - 1) * dim;
-            rmsnorm(s.xb, 0, s.x, last, outputNorm, dim, c.rmsEps());
-            if (hidden != null) {
-                System.arraycopy(s.xb, 0, hidden, 0, dim);
+        outputs(batch, from, to);
+        java.util.Arrays.fill(rowSeq, null);
+    }
+
+    /** Final norm and LM head for the rows that ask for an output; the products run over those rows together. */
+    private void outputs(Batch batch, int from, int to) {
+        final int dim = c.dim(), vocab = c.vocabSize();
+        int n = 0;
+        int[] rows = new int[to - from];
+        for (int row = from; row < to; row++) {
+            Batch.Output o = batch.output(row);
+            if (o == Batch.Output.NONE) {
+                continue;
             }
-            if (logits != null) {
-                matmul(output, s.xb, dim, 1, logits, c.vocabSize());
+            rmsnorm(xb, n * dim, x, (row - from) * dim, outputNorm, dim, c.rmsEps());
+            if (o == Batch.Output.HIDDEN) {
+                System.arraycopy(xb, n * dim, batch.destination(row), 0, dim);
+            } else {
+                rows[n] = row;
+                n++;
+            }
+        }
+        // n rows need the LM head (their normalised states were written at xb[0..n·dim) in order; hidden rows were
+        // written over by the next one, which is fine: they are done)
+        for (int i = 0; i < n; i += LOGIT_ROWS) {
+            int m = Math.min(LOGIT_ROWS, n - i);
+            float[] in = i == 0 ? xb : java.util.Arrays.copyOfRange(xb, i * dim, (i + m) * dim);
+            matmul(output, in, dim, m, logitsScratch, vocab);
+            for (int j = 0; j < m; j++) {
+                int row = rows[i + j];
+                int best = argmax(logitsScratch, j * vocab, vocab);
+                batch.setArgmax(row, best);
+                if (batch.output(row) == Batch.Output.LOGITS) {
+                    System.arraycopy(logitsScratch, j * vocab, batch.destination(row), 0, vocab);
+                }
             }
         }
     }
 
-    /** Causal grouped-query attention of the batch's queries against the cache; result in s.att. */
-    private void attention(CpuState s, int layer, int B, int pos) {
+    /** Rows of logits computed at once (the scratch holds this many vocabulary-sized rows). */
+    private static final int LOGIT_ROWS = 8;
+
+    private static int argmax(float[] l, int off, int n) {
+        int best = 0;
+        for (int i = 1; i < n; i++) {
+            if (l[off + i] > l[off + best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+
+    /** Causal grouped-query attention of each row's queries against its own sequence's cache; result in att. */
+    private void attention(int layer, int B) {
         final int hd = c.headDim(), kvd = c.kvDim(), qd = c.qDim(), group = c.groupSize(), heads = c.heads();
         final float scale = (float) (1.0 / Math.sqrt(hd));
-        final float[] kc = s.kv.k[layer], vc = s.kv.v[layer];
+        int longest = 0;
+        for (int b = 0; b < B; b++) {
+            longest = Math.max(longest, rowPos[b] + 1);
+        }
+        final int maxLen = longest;
         par.forRange(B * heads, 1, (from, to) -> {
-            float[] scores = new float[pos + B];
+            float[] scores = new float[maxLen];
             for (int task = from; task < to; task++) {
                 int b = task / heads, h = task % heads, g = h / group;
-                int len = pos + b + 1;
+                int len = rowPos[b] + 1;
+                final float[] kc = rowSeq[b].kv.k[layer], vc = rowSeq[b].kv.v[layer];
                 int qOff = b * qd + h * hd;
                 float max = Float.NEGATIVE_INFINITY;
                 for (int t = 0; t < len; t++) {
-                    float sc = VectorKernels.dot(s.q, qOff, kc, t * kvd + g * hd, hd) * scale;
+                    float sc = VectorKernels.dot(q, qOff, kc, t * kvd + g * hd, hd) * scale;
                     scores[t] = sc;
                     max = Math.max(max, sc);
                 }
@@ -295,10 +349,10 @@ public final class CpuBackend implements Backend {
                     scores[t] = e;
                     sum += e;
                 }
-                java.util.Arrays.fill(s.att, qOff, qOff + hd, 0f);
+                java.util.Arrays.fill(att, qOff, qOff + hd, 0f);
                 float inv = 1f / sum;
                 for (int t = 0; t < len; t++) {
-                    VectorKernels.axpy(scores[t] * inv, vc, t * kvd + g * hd, s.att, qOff, hd);
+                    VectorKernels.axpy(scores[t] * inv, vc, t * kvd + g * hd, att, qOff, hd);
                 }
             }
         });

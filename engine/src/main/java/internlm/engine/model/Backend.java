@@ -1,14 +1,15 @@
 package internlm.engine.model;
 
 /**
- * Runs the transformer. A backend holds the weights (prepared once); each sequence being decoded has its own
- * {@link State} (KV cache and scratch space), so several sessions can share one backend.
+ * Runs the transformer. A backend holds the weights (prepared once) and the KV caches of the sequences open on it
+ * ({@link #openSequence}); one {@link #forward(Batch)} call runs rows of any of them together — prompt chunks and
+ * decode tokens mixed — so each weight is read once per batch, not once per token.
  */
 public interface Backend extends AutoCloseable {
 
-    /** Per-sequence state: the KV cache and work buffers. */
-    interface State extends AutoCloseable {
-        /** Positions this state can hold. */
+    /** A sequence's place in the backend: its KV cache (a slot). Closing it gives the slot back. */
+    interface Sequence extends AutoCloseable {
+        /** Positions this sequence can hold. */
         int capacity();
 
         @Override
@@ -21,51 +22,63 @@ public interface Backend extends AutoCloseable {
     /** What runs where, for the user (e.g. "CPU, 2 threads, Vector API 512-bit"). */
     String description();
 
-    /** A new state able to hold {@code capacity} positions (tokens). */
-    State newState(int capacity);
-
-    /**
-     * Runs {@code n} tokens at positions {@code pos .. pos+n-1} (their keys and values go into the state's cache,
-     * attending to everything before them) and writes the logits of the last one into {@code logits} (when not null).
-     *
-     * @param ropeBase the RoPE base to use for these positions (the model's theta, or a rescaled one)
-     */
-    void forward(State state, int[] tokens, int n, int pos, double ropeBase, float[] logits);
-
-    /**
-     * Like {@link #forward}, but instead of logits writes the hidden state of the last token after the final
-     * RMSNorm (the LM head's input, {@code dim} floats) into {@code hiddenOut}. Reward models (InternLM2-Reward)
-     * apply their scalar head {@code v_head} to it.
-     */
-    void forwardHidden(State state, int[] tokens, int n, int pos, double ropeBase, float[] hiddenOut);
-
-    /**
-     * Runs one token and returns the id of its largest logit (greedy decoding). Backends that can compute the argmax
-     * where the logits are (a GPU) override this to avoid copying the logits back.
-     */
-    default int forwardArgmax(State state, int token, int pos, double ropeBase) {
-        float[] logits = new float[vocabularySize()];
-        forward(state, new int[] {token}, 1, pos, ropeBase, logits);
-        int best = 0;
-        for (int i = 1; i < logits.length; i++) {
-            if (logits[i] > logits[best]) {
-                best = i;
-            }
-        }
-        return best;
-    }
-
-    /** Number of logits a forward pass produces. */
+    /** Number of logits a forward pass produces per row. */
     int vocabularySize();
 
-    /** How many states (sequences) can be open at once. */
+    /** Width of the hidden state ({@link Batch.Output#HIDDEN} rows). */
+    int hiddenSize();
+
+    /**
+     * Opens a sequence able to hold {@code capacity} positions (tokens).
+     *
+     * @throws IllegalStateException when all {@link #maxSequences()} slots are taken
+     * @throws IllegalArgumentException when the capacity exceeds what a slot holds
+     */
+    Sequence openSequence(int capacity);
+
+    /** How many sequences can be open at once. */
     default int maxSequences() {
         return Integer.MAX_VALUE;
     }
 
+    /** Runs every row of the batch (see {@link Batch} for the rules) and fills the outputs the rows ask for. */
+    void forward(Batch batch);
+
     /** Anything worth reporting after a run (e.g. a profile), or "". */
     default String report() {
         return "";
+    }
+
+    /**
+     * Convenience for one sequence: runs {@code n} tokens at positions {@code pos .. pos+n-1} with one RoPE base and
+     * writes the logits of the last one into {@code logits} (when not null).
+     */
+    default void forward(Sequence seq, int[] tokens, int n, int pos, double ropeBase, float[] logits) {
+        run(seq, tokens, n, pos, ropeBase, logits == null ? Batch.Output.NONE : Batch.Output.LOGITS, logits);
+    }
+
+    /** As {@link #forward(Sequence, int[], int, int, double, float[])} but writes the last token's final hidden state. */
+    default void forwardHidden(Sequence seq, int[] tokens, int n, int pos, double ropeBase, float[] hiddenOut) {
+        run(seq, tokens, n, pos, ropeBase, Batch.Output.HIDDEN, hiddenOut);
+    }
+
+    /** Runs one token and returns the id of its largest logit. */
+    default int forwardArgmax(Sequence seq, int token, int pos, double ropeBase) {
+        Batch b = new Batch(1);
+        b.add(seq, pos, token, ropeBase, Batch.Output.ARGMAX, null);
+        forward(b);
+        return b.argmax(0);
+    }
+
+    private void run(Sequence seq, int[] tokens, int n, int pos, double ropeBase, Batch.Output last, float[] dest) {
+        if (n <= 0) {
+            return;
+        }
+        Batch b = new Batch(n);
+        for (int i = 0; i < n; i++) {
+            b.add(seq, pos + i, tokens[i], ropeBase, i == n - 1 ? last : Batch.Output.NONE, i == n - 1 ? dest : null);
+        }
+        forward(b);
     }
 
     @Override

@@ -1,13 +1,14 @@
 package internlm.engine.tornado;
 
 import internlm.engine.model.Backend;
+import internlm.engine.model.Batch;
+import internlm.engine.model.Rope;
 import internlm.kernels.DeviceLayouts;
 import internlm.kernels.KernelSupport;
 import internlm.kernels.LayerKernels;
 import internlm.kernels.MatVecKernels;
 import internlm.loader.LoadedModel;
 import internlm.loader.ModelConfig;
-import internlm.loader.ModelConfig.RopeScaling;
 import internlm.loader.Progress;
 import internlm.loader.TensorData;
 import internlm.loader.quant.Quants;
@@ -40,8 +41,11 @@ import java.util.Map;
  */
 public final class TornadoBackend implements Backend {
 
-    /** Settings: context to size the KV cache for, device "B:D" (null = TornadoVM's default), KV cache in F16, round activations like llama.cpp, profile kernels. */
-    public record Settings(int context, String device, boolean kvCacheF16, boolean roundActivations, boolean profile) {}
+    /**
+     * Settings: context to size the KV cache for, sequences to hold at once (this backend holds one today), device
+     * "B:D" (null = TornadoVM's default), KV cache in F16, round activations like llama.cpp, profile kernels.
+     */
+    public record Settings(int context, int sequences, String device, boolean kvCacheF16, boolean roundActivations, boolean profile) {}
 
     private final ModelConfig c;
     private final Settings settings;
@@ -61,7 +65,6 @@ public final class TornadoBackend implements Backend {
     private final boolean nativeHalf = Boolean.getBoolean("internlm.tornado.nativeHalf");
     private final String deviceName;
     private final Map<String, long[]> profile = new LinkedHashMap<>();
-    private boolean stateInUse;
     private long tokens;
 
     public TornadoBackend(LoadedModel model, Settings settings, Progress progress) {
@@ -87,6 +90,7 @@ public final class TornadoBackend implements Backend {
                     + "use a smaller --ctx, --kv-cache f16, a smaller quantization, or --backend cpu", need / 1073741824.0, capacity, deviceName, available / 1073741824.0));
         }
         this.rope = new FloatArray(c.headDim());
+        this.ropeScratch = new float[c.headDim()];
         this.logits = new FloatArray(c.vocabSize());
         List<ImmutableTaskGraph> list = new Builder(model, progress).build();
         this.graphs = list.size();
@@ -443,12 +447,12 @@ public final class TornadoBackend implements Backend {
 
     // ------------------------------------------------------------------ execution
 
-    private static final class TornadoState implements State {
+    private static final class TornadoSequence implements Sequence {
         private final TornadoBackend owner;
         private final int capacity;
         private boolean closed;
 
-        TornadoState(TornadoBackend owner, int capacity) {
+        TornadoSequence(TornadoBackend owner, int capacity) {
             this.owner = owner;
             this.capacity = capacity;
         }
@@ -463,34 +467,39 @@ public final class TornadoBackend implements Backend {
             synchronized (owner) {
                 if (!closed) {
                     closed = true;
-                    owner.stateInUse = false;
+                    owner.open = null;
                 }
             }
         }
     }
 
+    private TornadoSequence open;
+
     @Override
-    public synchronized State newState(int capacity) {
+    public synchronized Sequence openSequence(int capacity) {
         if (capacity > this.capacity) {
             throw new IllegalArgumentException("the TornadoVM backend was prepared for a context of " + this.capacity
                     + " tokens (--ctx at load); a sequence of " + capacity + " does not fit");
         }
-        if (stateInUse) {
+        if (open != null) {
             throw new IllegalStateException("the TornadoVM backend holds one sequence at a time on the device (close the other session first)");
         }
-        stateInUse = true;
-        return new TornadoState(this, capacity);
+        open = new TornadoSequence(this, capacity);
+        return open;
     }
 
-    /** Fills the cos/sin table for a position (in double precision, as the CPU backend computes it). */
+    @Override
+    public int hiddenSize() {
+        return c.dim();
+    }
+
+    private final float[] ropeScratch;
+
+    /** Fills the cos/sin table for a position (see {@link Rope#table}). */
     private void ropeTable(int pos, double base) {
-        RopeScaling s = c.ropeScaling();
-        double p = s.type() == RopeScaling.Type.LINEAR ? pos / s.factor() : pos;
-        int hd = c.headDim();
-        for (int i = 0; i < hd / 2; i++) {
-            double angle = p * Math.pow(base, -2.0 * i / hd);
-            rope.set(2 * i, (float) Math.cos(angle));
-            rope.set(2 * i + 1, (float) Math.sin(angle));
+        Rope.table(c, pos, base, ropeScratch, 0);
+        for (int i = 0; i < ropeScratch.length; i++) {
+            rope.set(i, ropeScratch[i]);
         }
     }
 
@@ -546,43 +555,38 @@ public final class TornadoBackend implements Backend {
     private static final com.fasterxml.jackson.databind.ObjectMapper JSON = new com.fasterxml.jackson.databind.ObjectMapper();
     private final Map<String, long[]> perTask = new LinkedHashMap<>();
 
+    /** Runs the rows one at a time, in order (one sequence; batched graphs are future work). */
     @Override
-    public synchronized void forward(State s, int[] tokens, int n, int pos, double ropeBase, float[] out) {
-        if (n <= 0) {
-            return;
-        }
-        for (int i = 0; i < n - 1; i++) {
-            step(tokens[i], pos + i, ropeBase, false);
-        }
-        TornadoExecutionResult r = step(tokens[n - 1], pos + n - 1, ropeBase, out != null);
-        if (out != null) {
-            r.transferToHost(logits);
-            for (int i = 0; i < out.length; i++) {
-                out[i] = logits.get(i);
+    public synchronized void forward(Batch batch) {
+        batch.validate(c.vocabSize(), c.dim());
+        for (int i = 0; i < batch.size(); i++) {
+            if (batch.sequence(i) != open || open == null) {
+                throw new IllegalArgumentException("row " + i + " belongs to a sequence that is closed or was not opened on this backend");
             }
         }
-    }
-
-    @Override
-    public synchronized void forwardHidden(State s, int[] tokens, int n, int pos, double ropeBase, float[] hiddenOut) {
-        if (n <= 0) {
-            return;
+        for (int i = 0; i < batch.size(); i++) {
+            Batch.Output o = batch.output(i);
+            TornadoExecutionResult r = step(batch.token(i), batch.position(i), batch.ropeBase(i), o != Batch.Output.NONE);
+            switch (o) {
+                case NONE -> { }
+                case ARGMAX -> batch.setArgmax(i, result.get(0));
+                case LOGITS -> {
+                    r.transferToHost(logits);
+                    float[] out = batch.destination(i);
+                    for (int j = 0; j < c.vocabSize(); j++) {
+                        out[j] = logits.get(j);
+                    }
+                    batch.setArgmax(i, result.get(0));
+                }
+                case HIDDEN -> {
+                    r.transferToHost(hidden);
+                    float[] out = batch.destination(i);
+                    for (int j = 0; j < c.dim(); j++) {
+                        out[j] = hidden.get(j);
+                    }
+                }
+            }
         }
-        for (int i = 0; i < n - 1; i++) {
-            step(tokens[i], pos + i, ropeBase, false);
-        }
-        TornadoExecutionResult r = step(tokens[n - 1], pos + n - 1, ropeBase, true);
-        r.transferToHost(hidden);
-        for (int i = 0; i < c.dim(); i++) {
-            hiddenOut[i] = hidden.get(i);
-        }
-    }
-
-    /** Greedy step: runs the token and returns the argmax computed on the device (one int copied back). */
-    @Override
-    public synchronized int forwardArgmax(State s, int token, int pos, double ropeBase) {
-        step(token, pos, ropeBase, true);
-        return result.get(0);
     }
 
     /** Device time per token by graph group (kernel ms, transfer ms, total ms), when profiling. */

@@ -2,6 +2,7 @@ package internlm.engine.testing;
 
 import internlm.engine.Engine;
 import internlm.engine.model.Backend;
+import internlm.engine.model.Batch;
 import internlm.engine.tokenizer.Tokenizer;
 import internlm.loader.LoadedModel;
 import internlm.loader.Progress;
@@ -96,10 +97,10 @@ public final class ScriptedBackend implements Backend {
         delayMillis = millis;
     }
 
-    static final class State implements Backend.State {
+    static final class Seq implements Backend.Sequence {
         final int[] tokens;
 
-        State(int capacity) {
+        Seq(int capacity) {
             tokens = new int[capacity];
         }
 
@@ -123,17 +124,28 @@ public final class ScriptedBackend implements Backend {
         return "scripted test backend";
     }
 
-    /** The vocabulary size (what {@code Backend.vocabularySize()} reports on branches that declare it). */
+    @Override
     public int vocabularySize() {
         return vocab;
     }
 
     @Override
-    public State newState(int capacity) {
-        return new State(capacity);
+    public int hiddenSize() {
+        return dim;
     }
 
-    private void run(Backend.State state, int[] tokens, int n, int pos) {
+    @Override
+    public Backend.Sequence openSequence(int capacity) {
+        return new Seq(capacity);
+    }
+
+    /** Number of batches run (one per forward call). */
+    public final AtomicInteger batches = new AtomicInteger();
+    /** The largest number of rows one batch held. */
+    public final AtomicInteger widestBatch = new AtomicInteger();
+
+    @Override
+    public void forward(Batch batch) {
         CountDownLatch g = gate;
         try {
             if (g != null && !g.await(30, TimeUnit.SECONDS)) {
@@ -146,32 +158,40 @@ public final class ScriptedBackend implements Backend {
             Thread.currentThread().interrupt();
             throw new IllegalStateException(e);
         }
-        State s = (State) state;
-        for (int i = 0; i < n; i++) {
-            if (tokens[i] < 0 || tokens[i] >= vocab) {
-                throw new IllegalArgumentException("token id " + tokens[i] + " is outside the vocabulary");
+        batch.validate(vocab, dim);
+        batches.incrementAndGet();
+        widestBatch.accumulateAndGet(batch.size(), Math::max);
+        java.util.Set<Backend.Sequence> seen = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        for (int i = 0; i < batch.size(); i++) {
+            Seq s = (Seq) batch.sequence(i);
+            s.tokens[batch.position(i)] = batch.token(i);
+            if (seen.add(s)) {
+                forwards.incrementAndGet();
             }
         }
-        System.arraycopy(tokens, 0, s.tokens, pos, n);
-        forwards.incrementAndGet();
-    }
-
-    @Override
-    public void forward(Backend.State state, int[] tokens, int n, int pos, double ropeBase, float[] logits) {
-        run(state, tokens, n, pos);
-        if (logits != null) {
-            Arrays.fill(logits, -10f);
-            logits[script.next(((State) state).tokens, pos + n)] = 10f;
-        }
-    }
-
-    /** A deterministic "hidden state": h[i] = (i + 1) · (last token + 1) / dim. */
-    @Override
-    public void forwardHidden(Backend.State state, int[] tokens, int n, int pos, double ropeBase, float[] hidden) {
-        run(state, tokens, n, pos);
-        int last = tokens[n - 1];
-        for (int i = 0; i < dim; i++) {
-            hidden[i] = (i + 1f) * (last + 1f) / dim;
+        for (int i = 0; i < batch.size(); i++) {
+            Seq s = (Seq) batch.sequence(i);
+            int len = batch.position(i) + 1;
+            switch (batch.output(i)) {
+                case NONE -> { }
+                case LOGITS, ARGMAX -> {
+                    int next = script.next(s.tokens, len);
+                    if (batch.output(i) == Batch.Output.LOGITS) {
+                        float[] logits = batch.destination(i);
+                        Arrays.fill(logits, 0, vocab, -10f);
+                        logits[next] = 10f;
+                    }
+                    batch.setArgmax(i, next);
+                }
+                case HIDDEN -> {
+                    // a deterministic "hidden state": h[i] = (i + 1) · (last token + 1) / dim
+                    float[] hidden = batch.destination(i);
+                    int last = batch.token(i);
+                    for (int j = 0; j < dim; j++) {
+                        hidden[j] = (j + 1f) * (last + 1f) / dim;
+                    }
+                }
+            }
         }
     }
 

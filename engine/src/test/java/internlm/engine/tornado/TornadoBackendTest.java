@@ -137,7 +137,7 @@ class TornadoBackendTest {
         try (Engine cpu = load(f, "cpu", false, false); Engine gpu = load(f, "tornado", false, false)) {
             int[] prompt = {1, 300, 301, 302, 303};
             float[] hc = new float[cpu.config().dim()], hg = new float[gpu.config().dim()];
-            try (var sc = cpu.backend().newState(16); var sg = gpu.backend().newState(16)) {
+            try (var sc = cpu.backend().openSequence(16); var sg = gpu.backend().openSequence(16)) {
                 cpu.backend().forwardHidden(sc, prompt, prompt.length, 0, cpu.config().ropeTheta(), hc);
                 gpu.backend().forwardHidden(sg, prompt, prompt.length, 0, gpu.config().ropeTheta(), hg);
             }
