@@ -59,7 +59,7 @@ public class KernelBenchmark {
         MemorySegment seg = java.lang.foreign.Arena.ofAuto().allocate(bytes.length, 64);
         MemorySegment.copy(MemorySegment.ofArray(bytes), 0, seg, 0, bytes.length);
         TensorData td = new TensorData("w", t, new long[] {n, n}, seg);
-        weight = new Weight(td);
+        weight = Weight.of(td, true);
         if (weight.needsPacking()) {
             weight.pack(td, 0, n);
         }

@@ -84,7 +84,10 @@ public final class CpuBackend implements Backend {
 
     private final boolean roundActivations;
     private final float[][] rounded = {new float[0], new float[0], new float[0]};
-    private final java.util.List<Object[]> toPack = new java.util.ArrayList<>();
+    /** A weight to repack and the tensor it comes from. */
+    private record Packing(Weight weight, TensorData tensor) {}
+
+    private final java.util.List<Packing> toPack = new java.util.ArrayList<>();
 
     private final boolean halfOnHeap;
 
@@ -113,9 +116,9 @@ public final class CpuBackend implements Backend {
     }
 
     private Weight weight(TensorData t) {
-        Weight w = new Weight(t, halfOnHeap && t.data().isMapped());
+        Weight w = Weight.of(t, halfOnHeap && t.data().isMapped());
         if (w.needsPacking()) {
-            toPack.add(new Object[] {w, t});
+            toPack.add(new Packing(w, t));
         }
         return w;
     }
@@ -123,13 +126,13 @@ public final class CpuBackend implements Backend {
     /** Repacks the quantized tensors (all cores), showing progress. */
     private void packAll(Progress progress) {
         long total = 0;
-        for (Object[] e : toPack) {
-            total += ((Weight) e[0]).bytes();
+        for (Packing e : toPack) {
+            total += e.weight().bytes();
         }
         long done = 0;
-        for (Object[] e : toPack) {
-            Weight w = (Weight) e[0];
-            TensorData t = (TensorData) e[1];
+        for (Packing e : toPack) {
+            Weight w = e.weight();
+            TensorData t = e.tensor();
             par.forRange(w.rows, 256, (from, to) -> w.pack(t, from, to));
             done += w.bytes();
             progress.update("preparing weights for the CPU", done, total);
@@ -263,7 +266,9 @@ public final class CpuBackend implements Backend {
                 rmsnorm(xb, b * dim, x, b * dim, w.ffnNorm, dim, c.rmsEps());
             }
             matmul3(w.gate, hb, ffn, w.up, hb2, ffn, null, null, 0, xb, dim, B);
-            VectorKernels.swiglu(hb, hb2, B * ffn);
+            for (int b = 0; b < B; b++) {
+                VectorKernels.swiglu(hb, hb2, b * ffn, ffn);
+            }
             matmul(w.down, hb, ffn, B, xb, dim);
             for (int b = 0; b < B; b++) {
                 add(x, b * dim, xb, b * dim, dim);
@@ -361,7 +366,7 @@ public final class CpuBackend implements Backend {
     /** y[b, 0..rows) = W · x[b] for b &lt; B. */
     private void matmul(Weight w, float[] x, int xStride, int B, float[] y, int yStride) {
         float[] xin = input(w, x, xStride, B, 0);
-        forRows(w.rows, B, (from, to) -> w.matmul(xin, xStride, B, y, yStride, 0, from, to, B > 1 ? new float[4 * w.cols] : null));
+        forRows(w.rows, B, (from, to) -> w.matmul(xin, xStride, B, y, yStride, 0, from, to, B > 1 ? new float[w.scratchSize()] : null));
     }
 
     /**
@@ -391,7 +396,7 @@ public final class CpuBackend implements Backend {
         float[] x3 = w3 == null ? null : w3.type == w1.type ? x1 : w3.type == w2.type ? x2 : input(w3, x, xStride, B, 2);
         int total = r1 + r2 + r3;
         forRows(total, B, (from, to) -> {
-            float[] scratch = B > 1 ? new float[4 * w1.cols] : null;
+            float[] scratch = B > 1 ? new float[w1.scratchSize()] : null;
             if (from < r1) {
                 w1.matmul(x1, xStride, B, y1, s1, 0, from, Math.min(to, r1), scratch);
             }
@@ -414,9 +419,9 @@ public final class CpuBackend implements Backend {
     private void forRows(int rows, int B, Parallel.Range body) {
         int perThread = (rows + par.threads() - 1) / par.threads();
         if (B == 1) {
-            par.forRangeOwned(rows, Math.max(16, perThread / 16), body);
+            par.forRangeOwned(rows, Math.max(16, perThread / 16) & ~3, body); // quads stay whole (see Weight.matmul)
         } else {
-            par.forRange(rows, Math.max(16, Math.min(256, perThread / 8)), body);
+            par.forRange(rows, Math.max(16, Math.min(256, perThread / 8)) & ~3, body);
         }
     }
 

@@ -30,10 +30,17 @@ class VectorKernelsTest {
         SyntheticGguf.encode(type, w, bo);
         MemorySegment seg = MemorySegment.ofArray(bo.toByteArray());
         TensorData t = new TensorData("w", type, new long[] {cols, rows}, seg);
-        Weight weight = new Weight(t);
-        if (weight.needsPacking()) {
-            weight.pack(t, 0, rows);
+        // F16/BF16: copied to the heap in tiles, and read row-major from the tensor's memory
+        for (boolean onHeap : new boolean[] {true, false}) {
+            Weight weight = Weight.of(t, onHeap);
+            if (weight.needsPacking()) {
+                weight.pack(t, 0, rows);
+            }
+            check(weight, type, cols, rows, seg, r);
         }
+    }
+
+    private static void check(Weight weight, GgmlType type, int cols, int rows, MemorySegment seg, SplittableRandom r) {
         float[] deq = new float[cols * rows];
         Quants.dequantize(type, seg, 0, deq, 0, deq.length);
         int batch = 6;
@@ -60,12 +67,34 @@ class VectorKernelsTest {
                 }
                 float single = weight.dot(rr, x, b * cols);
                 if (b == 0) {
-                    // same sums in the same order; only the lane reduction may differ before/after JIT compilation
-                    assertEquals(single, y1[3 + rr], 1e-5f * Math.max(1f, Math.abs(single)), type + " one-token product row " + rr);
+                    // the same sums in the same order: bit for bit
+                    assertEquals(Float.floatToRawIntBits(single), Float.floatToRawIntBits(y1[3 + rr]), type + " one-token product row " + rr);
                 }
+                // a batched product sums every element as the one-token product does (batch invariance)
+                assertEquals(Float.floatToRawIntBits(single), Float.floatToRawIntBits(y[b * rows + rr]), type + " batched = one-token, row " + rr + " token " + b);
                 assertEquals(ref, single, 1e-4 * cols, type + " dot row " + rr + " token " + b);
                 assertEquals(ref, y[b * rows + rr], 1e-4 * cols, type + " batched row " + rr + " token " + b);
             }
+        }
+    }
+
+    /** The exponential of silu: vector and scalar give the same bits, within 2 ulp of Math.exp over silu's range. */
+    @org.junit.jupiter.api.Test
+    void exponentialIsDeterministicAndAccurate() {
+        SplittableRandom r = new SplittableRandom(11);
+        float[] x = new float[4096];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = i < 8 ? new float[] {0f, -0f, 1f, -1f, 80f, -80f, 88f, -87f}[i] : (float) (r.nextDouble() * 170 - 85);
+        }
+        float[] v = new float[x.length];
+        for (int i = 0; i + VectorKernels.L <= x.length; i += VectorKernels.L) {
+            VectorKernels.exp(jdk.incubator.vector.FloatVector.fromArray(VectorKernels.F, x, i)).intoArray(v, i);
+        }
+        for (int i = 0; i < x.length; i++) {
+            float s = VectorKernels.exp(x[i]);
+            assertEquals(Float.floatToRawIntBits(s), Float.floatToRawIntBits(v[i]), "exp(" + x[i] + ") vector vs scalar");
+            float ref = (float) Math.exp(x[i]);
+            assertEquals(ref, s, 2 * Math.ulp(ref), "exp(" + x[i] + ")");
         }
     }
 
