@@ -1,7 +1,7 @@
 package internlm.cli;
 
-import internlm.cli.server.OpenAiServer;
-import internlm.cli.server.ServerConfig;
+import internlm.server.OpenAiServer;
+import internlm.server.ServerConfig;
 import internlm.engine.Engine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;

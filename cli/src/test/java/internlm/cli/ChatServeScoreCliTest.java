@@ -2,7 +2,7 @@ package internlm.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import internlm.cli.server.ServerRewardTest;
+import internlm.server.ServerRewardTest;
 import internlm.engine.Engine;
 import internlm.engine.chat.ChatMessage;
 import internlm.engine.reward.RewardScorer;

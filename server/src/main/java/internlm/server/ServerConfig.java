@@ -1,4 +1,4 @@
-package internlm.cli.server;
+package internlm.server;
 
 /**
  * How the server runs.

@@ -1,4 +1,4 @@
-package internlm.cli.server;
+package internlm.server;
 
 import org.eclipse.jetty.http.HttpHeader;
 import org.eclipse.jetty.server.Response;

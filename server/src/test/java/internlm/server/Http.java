@@ -1,4 +1,4 @@
-package internlm.cli.server;
+package internlm.server;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;

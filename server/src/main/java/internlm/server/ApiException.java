@@ -1,4 +1,4 @@
-package internlm.cli.server;
+package internlm.server;
 
 /**
  * A request the server refuses, answered with an OpenAI-style error object

@@ -1,4 +1,4 @@
-package internlm.cli.server;
+package internlm.server;
 
 import internlm.engine.Engine;
 import internlm.engine.generate.Session;
