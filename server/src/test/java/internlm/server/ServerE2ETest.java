@@ -117,11 +117,28 @@ class ServerE2ETest {
 
     @Test
     void sameSeedSameTextAndSamplingParametersApply() throws Exception {
-        String extra = "\"max_tokens\": 16, \"temperature\": 0.9, \"top_p\": 0.9, \"top_k\": 20, \"min_p\": 0.02, \"seed\": 1234, "
-                + "\"frequency_penalty\": 0.5, \"presence_penalty\": 0.2, \"repetition_penalty\": 1.1, \"ignore_eos\": true";
-        String a = http.post("/v1/chat/completions", chatBody(extra)).json().get("choices").get(0).get("message").get("content").asText();
-        String b = http.post("/v1/chat/completions", chatBody(extra)).json().get("choices").get(0).get("message").get("content").asText();
-        assertEquals(a, b);
+        String base = "\"max_tokens\": 16, \"ignore_eos\": true, \"seed\": 1234";
+        String sampled = base + ", \"temperature\": 0.9";
+        String a = content(sampled);
+        assertEquals(a, content(sampled), "same seed, same text");
+        // each parameter, changed alone, must change the text (so none is silently ignored)
+        assertNotEquals(a, content(sampled.replace("1234", "4321")), "seed");
+        assertNotEquals(a, content(base + ", \"temperature\": 2.0"), "temperature");
+        String greedy = content(base + ", \"temperature\": 0");
+        assertNotEquals(greedy, a, "sampling at 0.9 differs from greedy");
+        // truncations that leave one candidate make sampling greedy: if the parameter were ignored, it would not be
+        assertEquals(greedy, content(sampled + ", \"top_k\": 1"), "top_k");
+        assertEquals(greedy, content(sampled + ", \"top_p\": 0.000001"), "top_p");
+        assertEquals(greedy, content(sampled + ", \"min_p\": 1.0"), "min_p");
+        // penalties move greedy decoding off its repetitions
+        String g = base + ", \"temperature\": 0";
+        assertNotEquals(greedy, content(g + ", \"frequency_penalty\": 2.0"), "frequency_penalty");
+        assertNotEquals(greedy, content(g + ", \"presence_penalty\": 2.0"), "presence_penalty");
+        assertNotEquals(greedy, content(g + ", \"repetition_penalty\": 2.0"), "repetition_penalty");
+    }
+
+    private static String content(String extra) throws Exception {
+        return http.post("/v1/chat/completions", chatBody(extra)).json().get("choices").get(0).get("message").get("content").asText();
     }
 
     @Test
