@@ -32,6 +32,9 @@ final class ChatCommand implements Callable<Integer> {
     @Mixin
     SamplingOptions sampling;
 
+    @Mixin
+    ConstraintOptions constraint;
+
     @Spec
     CommandSpec spec;
 
@@ -75,6 +78,8 @@ final class ChatCommand implements Callable<Integer> {
                 template = template.withDefaultSystemPrompt(ChatTemplate.THINKING_SYSTEM_PROMPT);
             }
             SamplerConfig sc = sampling.config(spec.commandLine().getParseResult(), ChatDefaults.sampler(engine.config().family(), 0));
+            // each reply is constrained on its own (a fresh matcher per generation)
+            var replyConstraint = constraint.constraint(engine.tokenizer());
             int ctx = model.contextFor(engine);
             List<ChatMessage> history = new ArrayList<>();
             if (system != null) {
@@ -117,7 +122,8 @@ final class ChatCommand implements Callable<Integer> {
                         System.out.println("(the conversation no longer fits in the context of " + ctx + " tokens: /reset, or restart with a larger --ctx)");
                         continue;
                     }
-                    GenerationParams params = new GenerationParams(Math.min(budget, ctx - ids.length), sc, false, List.of(), 0, false);
+                    GenerationParams params = new GenerationParams(Math.min(budget, ctx - ids.length), sc, false, List.of(), 0, false)
+                            .withConstraint(replyConstraint);
                     GenerationResult r = session.generate(ids, params, (t, text) -> {
                         System.out.print(text);
                         System.out.flush();

@@ -40,6 +40,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Mixin
     SamplingOptions sampling;
 
+    @Mixin
+    ConstraintOptions constraint;
+
     @Option(names = {"-n", "--n-predict"}, paramLabel = "N", defaultValue = "128", description = "Tokens to generate (default: ${DEFAULT-VALUE}).")
     int n;
 
@@ -82,7 +85,8 @@ final class GenerateCommand implements Callable<Integer> {
                         + Math.min(engine.maxContext(), Integer.MAX_VALUE) + ")");
             }
             SamplerConfig sc = sampling.config();
-            GenerationParams params = new GenerationParams(n, sc, ignoreEos, stop, json ? topLogits : 0, special);
+            GenerationParams params = new GenerationParams(n, sc, ignoreEos, stop, json ? topLogits : 0, special)
+                    .withConstraint(constraint.constraint(engine.tokenizer()));
             if (!model.quiet) {
                 System.err.println("model: " + model.modelName() + " (" + engine.config().family().label + ", " + engine.backend().description() + ")");
             }

@@ -41,15 +41,50 @@ final class ServeCommand implements Callable<Integer> {
             description = "auto: the model's chat template if it is InternLM's ChatML (refused otherwise); internlm: InternLM's ChatML regardless.")
     String chatTemplate;
 
+    @Option(names = "--api-key", paramLabel = "KEY",
+            description = "Require 'Authorization: Bearer KEY' on every path but /health (also: --api-key-file, or the INTERNLM_API_KEY environment variable).")
+    String apiKey;
+
+    @Option(names = "--api-key-file", paramLabel = "FILE", description = "Read the API key from the first line of this file.")
+    java.nio.file.Path apiKeyFile;
+
+    @Option(names = "--cors-origin", paramLabel = "ORIGIN",
+            description = "Allow browser calls from this origin, e.g. https://app.example (repeatable; * allows any).")
+    java.util.List<String> corsOrigins = new java.util.ArrayList<>();
+
+    /** The key from --api-key, --api-key-file or INTERNLM_API_KEY (in that order), or null. */
+    String apiKey() {
+        if (apiKey != null && apiKeyFile != null) {
+            throw new IllegalArgumentException("use either --api-key or --api-key-file, not both");
+        }
+        if (apiKey != null) {
+            return apiKey;
+        }
+        if (apiKeyFile != null) {
+            try {
+                String k = java.nio.file.Files.readAllLines(apiKeyFile).stream().findFirst().orElse("").strip();
+                if (k.isEmpty()) {
+                    throw new IllegalArgumentException("the API key file " + apiKeyFile + " is empty");
+                }
+                return k;
+            } catch (java.io.IOException e) {
+                throw new IllegalArgumentException("cannot read the API key file " + apiKeyFile + ": " + e.getMessage());
+            }
+        }
+        String env = System.getenv("INTERNLM_API_KEY");
+        return env == null || env.isBlank() ? null : env.strip();
+    }
+
     @Override
     public Integer call() throws Exception {
+        String key = apiKey();
         boolean builtIn = ChatCommand.builtInTemplate(chatTemplate);
         Engine engine = model.load();
         OpenAiServer server;
         try {
             int ctx = model.contextFor(engine);
             String id = alias != null ? alias : model.modelId();
-            ServerConfig cfg = new ServerConfig(host, port, parallel, queue, ctx, id, think, builtIn, 8 << 20, 60_000);
+            ServerConfig cfg = new ServerConfig(host, port, parallel, queue, ctx, id, think, builtIn, 8 << 20, 60_000, key, corsOrigins);
             server = new OpenAiServer(engine, cfg, model.quiet ? null : line -> System.err.println(line));
         } catch (RuntimeException | Error e) {
             engine.close();
@@ -71,8 +106,8 @@ final class ServeCommand implements Callable<Integer> {
         }, "internlm-shutdown"));
         System.err.println("model: " + model.modelName() + " (" + engine.config().family().label + ", " + engine.backend().description() + ")"
                 + (engine.isRewardModel() ? " — reward model: POST /v1/rewards" : ""));
-        System.err.printf("serving '%s' on http://%s:%d/v1 (%d parallel, queue %d, %d-token context per slot)%n",
-                server.modelId(), host, server.port(), parallel, queue, model.contextFor(engine));
+        System.err.printf("serving '%s' on http://%s:%d/v1 (%d parallel, queue %d, %d-token context per slot%s)%n",
+                server.modelId(), host, server.port(), parallel, queue, model.contextFor(engine), key != null ? ", API key required" : "");
         server.join();
         return 0;
     }

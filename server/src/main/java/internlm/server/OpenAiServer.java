@@ -14,6 +14,8 @@ import internlm.engine.chat.ToolCallParser;
 import internlm.engine.generate.GenerationParams;
 import internlm.engine.generate.GenerationResult;
 import internlm.engine.generate.TokenSink;
+import internlm.engine.grammar.GrammarException;
+import internlm.engine.grammar.TokenConstraint;
 import internlm.engine.reward.RewardScorer;
 import internlm.engine.sampling.SamplerConfig;
 import internlm.engine.tokenizer.Tokenizer;
@@ -36,6 +38,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -69,6 +72,9 @@ public final class OpenAiServer implements AutoCloseable {
     private final ServerConnector connector;
     private final Consumer<String> log;
     private final long created = System.currentTimeMillis() / 1000;
+    /** OpenAI's system_fingerprint: changes when the model, its backend or this server's code does. */
+    private final String fingerprint;
+    private final byte[] apiKey;
 
     private final AtomicLong requests = new AtomicLong(), completed = new AtomicLong(), cancelled = new AtomicLong(),
             rejected = new AtomicLong(), invalid = new AtomicLong(), failed = new AtomicLong(), tokensOut = new AtomicLong();
@@ -82,6 +88,9 @@ public final class OpenAiServer implements AutoCloseable {
         this.thinkingTemplate = template.withDefaultSystemPrompt(ChatTemplate.THINKING_SYSTEM_PROMPT);
         this.scorer = engine.isRewardModel() ? new RewardScorer(engine, template) : null;
         this.pool = new SlotPool(engine, cfg.parallel(), cfg.context(), cfg.queue());
+        this.fingerprint = "fp_" + Integer.toHexString((cfg.modelId() + "|" + engine.backend().description() + "|"
+                + engine.config().family().label + "|" + OpenAiServer.class.getPackage().getImplementationVersion()).hashCode());
+        this.apiKey = cfg.apiKey() == null ? null : cfg.apiKey().getBytes(StandardCharsets.UTF_8);
         QueuedThreadPool threads = new QueuedThreadPool(Math.max(32, cfg.parallel() + cfg.queue() + 16), 4, cfg.threadIdleMillis());
         threads.setName("internlm-http");
         threads.setReservedThreads(0);      // no speculative pre-started threads: the pool is exactly what requests use
@@ -159,11 +168,16 @@ public final class OpenAiServer implements AutoCloseable {
             // a long generation without writes (non-streaming) must not be cut by the connection's idle timeout
             req.addIdleTimeoutListener(t -> false);
             try {
+                if (cors(req, res)) {
+                    cb.succeeded();
+                    return true;
+                }
+                authorize(req);
                 route(req, res);
                 cb.succeeded();
             } catch (ApiException e) {
                 (e.status == 503 ? rejected : invalid).incrementAndGet();
-                sendError(res, cb, e);
+                sendError(req, res, cb, e);
             } catch (ClientGone e) {
                 cancelled.incrementAndGet();
                 cb.failed(e.getCause());
@@ -171,7 +185,7 @@ public final class OpenAiServer implements AutoCloseable {
                 failed.incrementAndGet();
                 log.accept("error: " + req.getMethod() + " " + req.getHttpURI().getPath() + ": " + t);
                 if (!res.isCommitted()) {
-                    sendError(res, cb, new ApiException(500, "server_error", "internal error: " + t.getClass().getSimpleName()
+                    sendError(req, res, cb, new ApiException(500, "server_error", "internal error: " + t.getClass().getSimpleName()
                             + (t.getMessage() == null ? "" : ": " + t.getMessage()), null, null));
                 } else {
                     cb.failed(t);
@@ -181,15 +195,74 @@ public final class OpenAiServer implements AutoCloseable {
         }
     }
 
-    private void sendError(Response res, Callback cb, ApiException e) {
+    /**
+     * CORS for browser clients: allowed origins get Access-Control-Allow-Origin; a preflight (OPTIONS with
+     * Access-Control-Request-Method) is answered here, without authentication. Returns whether it answered.
+     */
+    private boolean cors(Request req, Response res) throws IOException {
+        String origin = req.getHeaders().get(HttpHeader.ORIGIN);
+        if (origin == null || cfg.corsOrigins().isEmpty()) {
+            return false;
+        }
+        if (!corsHeaders(req, res)) {
+            return false;
+        }
+        if (req.getMethod().equals("OPTIONS") && req.getHeaders().get(HttpHeader.ACCESS_CONTROL_REQUEST_METHOD) != null) {
+            res.getHeaders().put(HttpHeader.ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, OPTIONS");
+            res.getHeaders().put(HttpHeader.ACCESS_CONTROL_ALLOW_HEADERS, "Authorization, Content-Type, OpenAI-Organization, OpenAI-Project, X-Stainless-*");
+            String asked = req.getHeaders().get(HttpHeader.ACCESS_CONTROL_REQUEST_HEADERS);
+            if (asked != null) {
+                res.getHeaders().put(HttpHeader.ACCESS_CONTROL_ALLOW_HEADERS, asked);
+            }
+            res.getHeaders().put(HttpHeader.ACCESS_CONTROL_MAX_AGE, "600");
+            res.setStatus(204);
+            try (Blocker.Callback b = Blocker.callback()) {
+                res.write(true, ByteBuffer.allocate(0), b);
+                b.block();
+            }
+            return true;
+        }
+        return false;
+    }
+
+    /** Adds the CORS headers when the request's origin is allowed; returns whether it is. */
+    private boolean corsHeaders(Request req, Response res) {
+        String origin = req.getHeaders().get(HttpHeader.ORIGIN);
+        if (origin == null || !(cfg.corsOrigins().contains("*") || cfg.corsOrigins().contains(origin))) {
+            return false;
+        }
+        res.getHeaders().put(HttpHeader.ACCESS_CONTROL_ALLOW_ORIGIN, cfg.corsOrigins().contains("*") ? "*" : origin);
+        res.getHeaders().put(HttpHeader.VARY, "Origin");
+        return true;
+    }
+
+    /** With an API key configured: every path but /health needs {@code Authorization: Bearer <key>} (compared in constant time). */
+    private void authorize(Request req) {
+        if (apiKey == null || req.getHttpURI().getPath().equals("/health")) {
+            return;
+        }
+        String h = req.getHeaders().get(HttpHeader.AUTHORIZATION);
+        byte[] given = h != null && h.regionMatches(true, 0, "Bearer ", 0, 7) ? h.substring(7).trim().getBytes(StandardCharsets.UTF_8) : new byte[0];
+        if (!MessageDigest.isEqual(given, apiKey)) {
+            throw new ApiException(401, "invalid_request_error", h == null
+                    ? "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+                    : "Incorrect API key provided.", null, "invalid_api_key");
+        }
+    }
+
+    private void sendError(Request req, Response res, Callback cb, ApiException e) {
         if (res.isCommitted()) {
             cb.failed(e);
             return;
         }
         try {
             res.getHeaders().clear();
+            corsHeaders(req, res);
             if (e.status == 503) {
                 res.getHeaders().put(HttpHeader.RETRY_AFTER, "1");
+            }
+            if (e.status == 401) {
+                res.getHeaders().put(HttpHeader.WWW_AUTHENTICATE, "Bearer");
             }
             writeJson(res, e.status, errorBody(e.status, e.getMessage(), e.type, e.param, e.code));
             cb.succeeded();
@@ -393,7 +466,7 @@ public final class OpenAiServer implements AutoCloseable {
     /** What to generate, checked against the context: prompt, parameters, streaming options. */
     private record Job(int[] prompt, GenerationParams params, boolean stream, boolean includeUsage, boolean logprobs, int topLogprobs) {}
 
-    private Job job(ObjectNode body, int[] prompt, int defaultMax, boolean tools, ChatTemplate t, boolean chatLogprobs) {
+    private Job job(ObjectNode body, int[] prompt, int defaultMax, boolean tools, ChatTemplate t, boolean chatLogprobs, TokenConstraint forced) {
         if (prompt.length >= cfg.context()) {
             throw ApiException.invalid("messages", "the prompt has " + prompt.length + " tokens but the context holds " + cfg.context()
                     + " (prompt and reply together); shorten the conversation", "context_length_exceeded");
@@ -437,12 +510,14 @@ public final class OpenAiServer implements AutoCloseable {
             logprobs = lp != null;
             top = lp == null ? 0 : lp.intValue();
         }
-        JsonNode rf = Requests.field(body, "response_format");
-        if (rf != null && !(rf.isObject() && rf.path("type").isTextual() && rf.path("type").textValue().equals("text"))) {
-            throw ApiException.invalid("response_format", "only {\"type\": \"text\"} is supported as response_format");
+        TokenConstraint constraint;
+        try {
+            constraint = forced != null ? forced : Structured.responseFormat(body, engine.tokenizer());
+        } catch (GrammarException e) {
+            throw ApiException.invalid("response_format", e.getMessage());
         }
         GenerationParams params = new GenerationParams(max, sampler, Boolean.TRUE.equals(ignoreEos), stops, logprobs ? Math.max(1, top) : 0, false,
-                tools ? t.actionTokens() : null, tools && t.actionEndToken() >= 0 ? new int[] {t.actionEndToken()} : null);
+                tools ? t.actionTokens() : null, tools && t.actionEndToken() >= 0 ? new int[] {t.actionEndToken()} : null, constraint);
         return new Job(prompt, params, stream, includeUsage, logprobs, top);
     }
 
@@ -454,7 +529,8 @@ public final class OpenAiServer implements AutoCloseable {
         ChatTemplate t = thinking ? thinkingTemplate : template;
         Set<String> declared = new HashSet<>();
         ArrayNode functions = Requests.functions(body, declared);
-        boolean offered = Requests.toolsOffered(body);
+        Structured.ToolChoice choice = Structured.toolChoice(body, declared);
+        boolean offered = choice.offered();
         List<ChatMessage> messages = Requests.messages(body, declared);
         boolean interpreter = messages.stream().anyMatch(m -> m.role().equals("system") && "interpreter".equals(m.name()) || "<|interpreter|>".equals(m.name()));
         ArrayNode offeredFunctions = offered ? functions : null;
@@ -465,7 +541,14 @@ public final class OpenAiServer implements AutoCloseable {
         } catch (IllegalArgumentException e) {
             throw ApiException.invalid("messages", e.getMessage());
         }
-        Job job = job(body, prompt, ChatDefaults.maxTokens(thinking), tools, t, true);
+        TokenConstraint forced = null;
+        if (choice.forced()) {
+            if (t.actionEndToken() < 0) {
+                throw ApiException.invalid("tool_choice", "this model's vocabulary has no InternLM action tokens, so a tool call cannot be forced");
+            }
+            forced = Structured.forcedCall(functions, choice, engine.tokenizer());
+        }
+        Job job = job(body, prompt, ChatDefaults.maxTokens(thinking), tools, t, true, forced);
         String id = newId("chatcmpl-");
         long now = System.currentTimeMillis() / 1000;
         ChatOutput out = new ChatOutput(tools ? new ToolCallParser() : null, job, id, now);
@@ -509,7 +592,7 @@ public final class OpenAiServer implements AutoCloseable {
         if (bestOf != null && bestOf != 1) {
             throw ApiException.invalid("best_of", "only best_of = 1 is supported");
         }
-        Job job = job(body, prompt, 16, false, template, false);
+        Job job = job(body, prompt, 16, false, template, false, null);
         TextOutput out = new TextOutput(job, newId("cmpl-"), System.currentTimeMillis() / 1000);
         generate(job, out, res, "completion");
     }
@@ -549,7 +632,11 @@ public final class OpenAiServer implements AutoCloseable {
         log.accept(String.format("reward: %d tokens, score %.4f, %.0f ms", ids.length, score, (System.nanoTime() - t0) / 1e6));
     }
 
-    /** Receives generated text and turns it into chunks (streaming) or a final object. */
+    /**
+     * Receives generated text and turns it into chunks (streaming) or a final object. The envelope (id, object,
+     * created, model, system_fingerprint, choices[0].index, usage) is written here once for chat and text
+     * completions; the subclasses fill in their choice.
+     */
     private abstract class Output implements TokenSink {
         final Job job;
         final String id;
@@ -566,6 +653,10 @@ public final class OpenAiServer implements AutoCloseable {
 
         @Override
         public void step(GenerationResult.Step s) {
+            // control tokens (<|im_end|>, the action markers) are not part of the text, so they get no logprobs entry
+            if (engine.tokenizer().isSpecial(s.token())) {
+                return;
+            }
             steps.add(s);
             pendingSteps.add(s);
         }
@@ -589,11 +680,59 @@ public final class OpenAiServer implements AutoCloseable {
         /** Called when generation has ended, before the final chunk / object. */
         abstract void finish() throws IOException;
 
-        abstract void startStream() throws IOException;
+        /** The "object" of a chunk or of the whole answer. */
+        abstract String objectName(boolean chunk);
 
-        abstract void endStream(GenerationResult r) throws IOException;
+        /** Fills the choice of the whole answer (index is set). */
+        abstract void wholeChoice(ObjectNode choice, GenerationResult r);
 
-        abstract ObjectNode whole(GenerationResult r);
+        /** Fills the choice of the last streamed chunk, the one with the finish reason. */
+        abstract void lastChoice(ObjectNode choice, GenerationResult r);
+
+        void startStream() throws IOException {
+        }
+
+        final ObjectNode envelope(boolean chunk) {
+            ObjectNode c = JsonNodeFactory.instance.objectNode();
+            c.put("id", id);
+            c.put("object", objectName(chunk));
+            c.put("created", created);
+            c.put("model", cfg.modelId());
+            c.put("system_fingerprint", fingerprint);
+            return c;
+        }
+
+        /** A chunk with one choice, filled by {@code fill}; with include_usage every chunk but the last has "usage": null. */
+        final String chunk(Consumer<ObjectNode> fill) {
+            ObjectNode c = envelope(true);
+            ObjectNode choice = c.putArray("choices").addObject();
+            choice.put("index", 0);
+            fill.accept(choice);
+            if (job.includeUsage()) {
+                c.putNull("usage");
+            }
+            return c.toString();
+        }
+
+        final void endStream(GenerationResult r) throws IOException {
+            sse.data(chunk(choice -> lastChoice(choice, r)));
+            if (job.includeUsage()) {
+                ObjectNode u = envelope(true);
+                u.putArray("choices");
+                u.set("usage", usage(r));
+                sse.data(u.toString());
+            }
+            sse.done();
+        }
+
+        final ObjectNode whole(GenerationResult r) {
+            ObjectNode o = envelope(false);
+            ObjectNode choice = o.putArray("choices").addObject();
+            choice.put("index", 0);
+            wholeChoice(choice, r);
+            o.set("usage", usage(r));
+            return o;
+        }
     }
 
     /** Runs a generation request: queue, session, generation, answer (streamed or whole). */
@@ -663,6 +802,11 @@ public final class OpenAiServer implements AutoCloseable {
         }
 
         @Override
+        String objectName(boolean chunk) {
+            return chunk ? "chat.completion.chunk" : "chat.completion";
+        }
+
+        @Override
         void onText(String text) throws IOException {
             if (parser == null) {
                 if (!text.isEmpty()) {
@@ -688,7 +832,7 @@ public final class OpenAiServer implements AutoCloseable {
                 }
             }
             if (sse != null) {
-                sse.data(chunk(delta, null).toString());
+                sse.data(chunk(choice -> streamedChoice(choice, delta, null)));
             }
         }
 
@@ -705,14 +849,7 @@ public final class OpenAiServer implements AutoCloseable {
             return r.finishReason().equals("stop") && !calls.isEmpty() ? "tool_calls" : r.finishReason();
         }
 
-        private ObjectNode chunk(ObjectNode delta, String finish) {
-            ObjectNode c = JsonNodeFactory.instance.objectNode();
-            c.put("id", id);
-            c.put("object", "chat.completion.chunk");
-            c.put("created", created);
-            c.put("model", cfg.modelId());
-            ObjectNode choice = c.putArray("choices").addObject();
-            choice.put("index", 0);
+        private void streamedChoice(ObjectNode choice, ObjectNode delta, String finish) {
             choice.set("delta", delta);
             if (job.logprobs() && !pendingSteps.isEmpty()) {
                 choice.set("logprobs", chatLogprobs(pendingSteps, job.topLogprobs()));
@@ -721,7 +858,6 @@ public final class OpenAiServer implements AutoCloseable {
                 choice.putNull("logprobs");
             }
             choice.put("finish_reason", finish);
-            return c;
         }
 
         @Override
@@ -729,34 +865,16 @@ public final class OpenAiServer implements AutoCloseable {
             ObjectNode delta = JsonNodeFactory.instance.objectNode();
             delta.put("role", "assistant");
             delta.put("content", "");
-            sse.data(chunk(delta, null).toString());
+            sse.data(chunk(choice -> streamedChoice(choice, delta, null)));
         }
 
         @Override
-        void endStream(GenerationResult r) throws IOException {
-            sse.data(chunk(JsonNodeFactory.instance.objectNode(), finishReason(r)).toString());
-            if (job.includeUsage()) {
-                ObjectNode u = JsonNodeFactory.instance.objectNode();
-                u.put("id", id);
-                u.put("object", "chat.completion.chunk");
-                u.put("created", created);
-                u.put("model", cfg.modelId());
-                u.putArray("choices");
-                u.set("usage", usage(r));
-                sse.data(u.toString());
-            }
-            sse.done();
+        void lastChoice(ObjectNode choice, GenerationResult r) {
+            streamedChoice(choice, JsonNodeFactory.instance.objectNode(), finishReason(r));
         }
 
         @Override
-        ObjectNode whole(GenerationResult r) {
-            ObjectNode o = JsonNodeFactory.instance.objectNode();
-            o.put("id", id);
-            o.put("object", "chat.completion");
-            o.put("created", created);
-            o.put("model", cfg.modelId());
-            ObjectNode choice = o.putArray("choices").addObject();
-            choice.put("index", 0);
+        void wholeChoice(ObjectNode choice, GenerationResult r) {
             ObjectNode msg = choice.putObject("message");
             msg.put("role", "assistant");
             if (content.isEmpty() && !calls.isEmpty()) {
@@ -778,8 +896,6 @@ public final class OpenAiServer implements AutoCloseable {
                 choice.putNull("logprobs");
             }
             choice.put("finish_reason", finishReason(r));
-            o.set("usage", usage(r));
-            return o;
         }
     }
 
@@ -840,6 +956,11 @@ public final class OpenAiServer implements AutoCloseable {
         }
 
         @Override
+        String objectName(boolean chunk) {
+            return "text_completion";
+        }
+
+        @Override
         void onText(String t) throws IOException {
             if (t.isEmpty()) {
                 return;
@@ -847,7 +968,7 @@ public final class OpenAiServer implements AutoCloseable {
             int offset = text.length();
             text.append(t);
             if (sse != null) {
-                sse.data(chunk(t, null, offset).toString());
+                sse.data(chunk(choice -> textChoice(choice, t, null, offset, pendingSteps)));
             }
         }
 
@@ -855,63 +976,27 @@ public final class OpenAiServer implements AutoCloseable {
         void finish() {
         }
 
-        private ObjectNode chunk(String t, String finish, int offset) {
-            ObjectNode c = JsonNodeFactory.instance.objectNode();
-            c.put("id", id);
-            c.put("object", "text_completion");
-            c.put("created", created);
-            c.put("model", cfg.modelId());
-            ObjectNode choice = c.putArray("choices").addObject();
+        private void textChoice(ObjectNode choice, String t, String finish, int offset, List<GenerationResult.Step> from) {
             choice.put("text", t);
-            choice.put("index", 0);
-            if (job.logprobs() && !pendingSteps.isEmpty()) {
-                choice.set("logprobs", completionLogprobs(pendingSteps, job.topLogprobs(), offset));
-                pendingSteps.clear();
+            if (job.logprobs() && !from.isEmpty()) {
+                choice.set("logprobs", completionLogprobs(from, job.topLogprobs(), offset));
+                if (from == pendingSteps) {
+                    pendingSteps.clear();
+                }
             } else {
                 choice.putNull("logprobs");
             }
             choice.put("finish_reason", finish);
-            return c;
         }
 
         @Override
-        void startStream() {
+        void lastChoice(ObjectNode choice, GenerationResult r) {
+            textChoice(choice, "", r.finishReason(), text.length(), pendingSteps);
         }
 
         @Override
-        void endStream(GenerationResult r) throws IOException {
-            sse.data(chunk("", r.finishReason(), text.length()).toString());
-            if (job.includeUsage()) {
-                ObjectNode u = JsonNodeFactory.instance.objectNode();
-                u.put("id", id);
-                u.put("object", "text_completion");
-                u.put("created", created);
-                u.put("model", cfg.modelId());
-                u.putArray("choices");
-                u.set("usage", usage(r));
-                sse.data(u.toString());
-            }
-            sse.done();
-        }
-
-        @Override
-        ObjectNode whole(GenerationResult r) {
-            ObjectNode o = JsonNodeFactory.instance.objectNode();
-            o.put("id", id);
-            o.put("object", "text_completion");
-            o.put("created", created);
-            o.put("model", cfg.modelId());
-            ObjectNode choice = o.putArray("choices").addObject();
-            choice.put("text", text.toString());
-            choice.put("index", 0);
-            if (job.logprobs()) {
-                choice.set("logprobs", completionLogprobs(steps, job.topLogprobs(), 0));
-            } else {
-                choice.putNull("logprobs");
-            }
-            choice.put("finish_reason", r.finishReason());
-            o.set("usage", usage(r));
-            return o;
+        void wholeChoice(ObjectNode choice, GenerationResult r) {
+            textChoice(choice, text.toString(), r.finishReason(), 0, steps);
         }
     }
 

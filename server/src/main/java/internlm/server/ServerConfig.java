@@ -1,5 +1,7 @@
 package internlm.server;
 
+import java.util.List;
+
 /**
  * How the server runs.
  *
@@ -13,10 +15,22 @@ package internlm.server;
  * @param builtInTemplate use InternLM's ChatML even when the model file has another chat template
  * @param maxBodyBytes    largest request body accepted
  * @param threadIdleMillis how long an idle HTTP worker thread lives before it is released
+ * @param apiKey          the key clients must send as {@code Authorization: Bearer …} on every path but /health, or
+ *                        null for an open server
+ * @param corsOrigins     browser origins allowed to call the API ({@code *}: any), empty for none
  */
 public record ServerConfig(String host, int port, int parallel, int queue, int context, String modelId, boolean think,
-                           boolean builtInTemplate, int maxBodyBytes, int threadIdleMillis) {
+                           boolean builtInTemplate, int maxBodyBytes, int threadIdleMillis, String apiKey, List<String> corsOrigins) {
+    public ServerConfig(String host, int port, int parallel, int queue, int context, String modelId, boolean think,
+                        boolean builtInTemplate, int maxBodyBytes, int threadIdleMillis) {
+        this(host, port, parallel, queue, context, modelId, think, builtInTemplate, maxBodyBytes, threadIdleMillis, null, List.of());
+    }
+
     public ServerConfig {
+        if (apiKey != null && apiKey.isBlank()) {
+            throw new IllegalArgumentException("the API key is empty");
+        }
+        corsOrigins = corsOrigins == null ? List.of() : List.copyOf(corsOrigins);
         if (parallel < 1 || parallel > 256) {
             throw new IllegalArgumentException("--parallel must be between 1 and 256, got " + parallel);
         }
@@ -36,14 +50,29 @@ public record ServerConfig(String host, int port, int parallel, int queue, int c
     }
 
     public ServerConfig withPort(int p) {
-        return new ServerConfig(host, p, parallel, queue, context, modelId, think, builtInTemplate, maxBodyBytes, threadIdleMillis);
+        return new ServerConfig(host, p, parallel, queue, context, modelId, think, builtInTemplate, maxBodyBytes, threadIdleMillis, apiKey, corsOrigins);
     }
 
     public ServerConfig withSlots(int par, int q) {
-        return new ServerConfig(host, port, par, q, context, modelId, think, builtInTemplate, maxBodyBytes, threadIdleMillis);
+        return new ServerConfig(host, port, par, q, context, modelId, think, builtInTemplate, maxBodyBytes, threadIdleMillis, apiKey, corsOrigins);
     }
 
     public ServerConfig withThreadIdleMillis(int ms) {
-        return new ServerConfig(host, port, parallel, queue, context, modelId, think, builtInTemplate, maxBodyBytes, ms);
+        return new ServerConfig(host, port, parallel, queue, context, modelId, think, builtInTemplate, maxBodyBytes, ms, apiKey, corsOrigins);
+    }
+
+    public ServerConfig withApiKey(String key) {
+        return new ServerConfig(host, port, parallel, queue, context, modelId, think, builtInTemplate, maxBodyBytes, threadIdleMillis, key, corsOrigins);
+    }
+
+    public ServerConfig withCorsOrigins(List<String> origins) {
+        return new ServerConfig(host, port, parallel, queue, context, modelId, think, builtInTemplate, maxBodyBytes, threadIdleMillis, apiKey, origins);
+    }
+
+    /** Without the key (for printing). */
+    @Override
+    public String toString() {
+        return "ServerConfig[" + host + ":" + port + ", parallel " + parallel + ", queue " + queue + ", context " + context + ", model " + modelId
+                + (apiKey != null ? ", API key set" : "") + (corsOrigins.isEmpty() ? "" : ", CORS " + corsOrigins) + "]";
     }
 }

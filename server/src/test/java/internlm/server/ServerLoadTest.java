@@ -61,7 +61,7 @@ class ServerLoadTest {
                 "{\"messages\": " + OK_MSG + ", \"tool_choice\": \"required\"}", "{\"messages\": " + OK_MSG + ", \"tool_choice\": {\"type\": \"function\"}}",
                 "{\"messages\": " + OK_MSG + ", \"logprobs\": \"yes\"}", "{\"messages\": " + OK_MSG + ", \"logprobs\": true, \"top_logprobs\": 50}",
                 "{\"messages\": " + OK_MSG + ", \"top_logprobs\": 3}", "{\"messages\": " + OK_MSG + ", \"seed\": \"abc\"}",
-                "{\"messages\": " + OK_MSG + ", \"response_format\": {\"type\": \"json_object\"}}", "{\"messages\": " + OK_MSG + ", \"stream_options\": 1}",
+                "{\"messages\": " + OK_MSG + ", \"response_format\": {\"type\": \"json_schema\"}}", "{\"messages\": " + OK_MSG + ", \"stream_options\": 1}",
                 "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\", \"image_url\": {\"url\": \"http://x\"}}]}]}",
                 "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\"}]}]}",
                 "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\", \"name\": \"a\\nb\"}]}",

@@ -165,7 +165,7 @@ class ServerToolCallTest {
         JsonNode j = http.post("/v1/chat/completions", userAsks("Weather in Paris?", "\"tool_choice\": \"none\"")).json();
         assertEquals("I have no tools.", j.get("choices").get(0).get("message").get("content").asText());
         assertFalse(lastPrompt.contains("name=<|plugin|>"));
-        Http.Reply r = http.post("/v1/chat/completions", userAsks("x", "\"tool_choice\": \"required\""));
+        Http.Reply r = http.post("/v1/chat/completions", userAsks("x", "\"tool_choice\": {\"type\": \"function\", \"function\": {\"name\": \"undeclared\"}}"));
         assertEquals(400, r.status());
         assertEquals("tool_choice", r.json().get("error").get("param").asText());
     }

@@ -1,5 +1,6 @@
 package internlm.engine.generate;
 
+import internlm.engine.grammar.GrammarMatcher;
 import internlm.engine.model.Batch;
 import internlm.engine.sampling.Sampler;
 import internlm.engine.sampling.SamplerConfig;
@@ -25,6 +26,8 @@ public final class Generation {
     private final GenerationParams params;
     private final TokenSink sink;
     private final Sampler sampler;
+    /** This sequence's place in its grammar (null: unconstrained); its mask is applied to this sequence's row only. */
+    private final GrammarMatcher matcher;
     /** Plain greedy decoding needs no logits on the host: the backend returns the argmax (one int from a GPU). */
     private final boolean argmaxOnly;
     private final Tokenizer tok;
@@ -48,7 +51,8 @@ public final class Generation {
         this.sink = sink;
         this.sampler = new Sampler(params.sampler());
         SamplerConfig sc = params.sampler();
-        this.argmaxOnly = sc.greedy() && params.topLogits() == 0 && sc.repeatPenalty() == 1f
+        this.matcher = params.constraint() == null ? null : params.constraint().matcher(session.stopTokens());
+        this.argmaxOnly = matcher == null && sc.greedy() && params.topLogits() == 0 && sc.repeatPenalty() == 1f
                 && sc.frequencyPenalty() == 0f && sc.presencePenalty() == 0f;
         this.tok = session.tokenizer();
         this.decoder = tok.streamDecoder(params.renderSpecial());
@@ -142,8 +146,21 @@ public final class Generation {
         if (argmaxOnly) {
             next = batch.argmax(outputRow);
         } else {
+            if (matcher != null) {
+                long[] allowed = matcher.allowed();
+                if (!any(allowed)) {
+                    failure = new IllegalStateException("the output constraint (" + params.constraint()
+                            + ") allows no token of this vocabulary here");
+                    end("error");
+                    return;
+                }
+                l = Sampler.mask(l, allowed);
+            }
             List<GenerationResult.TopLogit> top = params.topLogits() > 0 ? topLogits(l, params.topLogits(), tok) : null;
             next = sampler.sample(l, session.tokenArray(), session.length());
+            if (matcher != null) {
+                matcher.accept(next);
+            }
             if (top != null) {
                 GenerationResult.Step step = new GenerationResult.Step(next, top, l[next], logSumExp(l));
                 steps.add(step);
@@ -156,7 +173,8 @@ public final class Generation {
     /** Emits a sampled token and decides whether to go on. */
     private void take(int next) {
         out.add(next);
-        boolean eog = session.isStop(next) && !params.ignoreEos();
+        // under a constraint an end token is only allowed once the output is complete, and then it ends it
+        boolean eog = session.isStop(next) && (!params.ignoreEos() || matcher != null);
         String decoded;
         if (eog) {
             decoded = "";
@@ -206,6 +224,15 @@ public final class Generation {
                 steps, finish, (t1 - t0) / 1e6, (ended - t1) / 1e6);
     }
 
+    private static boolean any(long[] bits) {
+        for (long w : bits) {
+            if (w != 0) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /** log Σ exp(l[i]), computed stably. */
     static double logSumExp(float[] l) {
         float max = Float.NEGATIVE_INFINITY;
@@ -223,7 +250,9 @@ public final class Generation {
         int[] ids = Sampler.topIndices(l, k);
         List<GenerationResult.TopLogit> r = new ArrayList<>(ids.length);
         for (int id : ids) {
-            r.add(new GenerationResult.TopLogit(id, tok.piece(id), l[id]));
+            if (l[id] != Float.NEGATIVE_INFINITY) { // tokens a constraint masked out are not candidates
+                r.add(new GenerationResult.TopLogit(id, tok.piece(id), l[id]));
+            }
         }
         return r;
     }

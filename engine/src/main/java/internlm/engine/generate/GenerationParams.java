@@ -1,5 +1,6 @@
 package internlm.engine.generate;
 
+import internlm.engine.grammar.TokenConstraint;
 import internlm.engine.sampling.SamplerConfig;
 
 import java.util.List;
@@ -18,9 +19,12 @@ import java.util.List;
  *                      markers {@code <|action_start|>}, {@code <|plugin|>}, … for the tool-call parser), or empty
  * @param stopAfter     tokens that end generation after their text has been emitted (e.g. {@code <|action_end|>}
  *                      when tools are on: the turn is a tool call and the environment speaks next), or empty
+ * @param constraint    a grammar every generated token must keep to (each generation runs its own matcher over it), or
+ *                      null; with one, end-of-generation tokens are allowed exactly when the output is complete
  */
 public record GenerationParams(int maxTokens, SamplerConfig sampler, boolean ignoreEos, List<String> stopStrings,
-                               int topLogits, boolean renderSpecial, int[] renderTokens, int[] stopAfter) {
+                               int topLogits, boolean renderSpecial, int[] renderTokens, int[] stopAfter,
+                               TokenConstraint constraint) {
     public GenerationParams {
         if (maxTokens < 0) {
             throw new IllegalArgumentException("the number of tokens to generate must be >= 0, got " + maxTokens);
@@ -39,8 +43,18 @@ public record GenerationParams(int maxTokens, SamplerConfig sampler, boolean ign
     }
 
     public GenerationParams(int maxTokens, SamplerConfig sampler, boolean ignoreEos, List<String> stopStrings,
+                            int topLogits, boolean renderSpecial, int[] renderTokens, int[] stopAfter) {
+        this(maxTokens, sampler, ignoreEos, stopStrings, topLogits, renderSpecial, renderTokens, stopAfter, null);
+    }
+
+    public GenerationParams(int maxTokens, SamplerConfig sampler, boolean ignoreEos, List<String> stopStrings,
                             int topLogits, boolean renderSpecial) {
-        this(maxTokens, sampler, ignoreEos, stopStrings, topLogits, renderSpecial, null, null);
+        this(maxTokens, sampler, ignoreEos, stopStrings, topLogits, renderSpecial, null, null, null);
+    }
+
+    /** The same parameters with output constrained by {@code c} (null: none). */
+    public GenerationParams withConstraint(TokenConstraint c) {
+        return new GenerationParams(maxTokens, sampler, ignoreEos, stopStrings, topLogits, renderSpecial, renderTokens, stopAfter, c);
     }
 
     public static GenerationParams greedy(int maxTokens) {

@@ -83,6 +83,10 @@ public final class Session implements AutoCloseable {
         return tokenizer;
     }
 
+    int[] stopTokens() {
+        return stopTokens.clone();
+    }
+
     boolean isStop(int token) {
         for (int s : stopTokens) {
             if (s == token) {

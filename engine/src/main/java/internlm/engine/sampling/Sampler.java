@@ -41,10 +41,19 @@ public final class Sampler {
      * @param historyLen number of valid entries in history
      */
     public int sample(float[] logits, int[] history, int historyLen) {
-        float[] l = logits;
+        return sample(logits, history, historyLen, null);
+    }
+
+    /**
+     * Chooses a token among those set in {@code allowed} (a bitset over the vocabulary, bit {@code t} of word
+     * {@code t / 64}; null: all tokens). The others are masked to −∞ before every other stage, so penalties, top-k,
+     * top-p and min-p work on the allowed tokens only. {@code logits} is not modified.
+     */
+    public int sample(float[] logits, int[] history, int historyLen, long[] allowed) {
+        float[] l = allowed == null ? logits : mask(logits, allowed);
         boolean penalize = cfg.repeatPenalty() != 1f || cfg.frequencyPenalty() != 0f || cfg.presencePenalty() != 0f;
         if (penalize && cfg.penaltyLastN() != 0 && historyLen > 0) {
-            l = logits.clone();
+            l = l == logits ? logits.clone() : l;
             int window = cfg.penaltyLastN() < 0 ? historyLen : Math.min(historyLen, cfg.penaltyLastN());
             Map<Integer, Integer> counts = new HashMap<>();
             for (int i = historyLen - window; i < historyLen; i++) {
@@ -70,6 +79,9 @@ public final class Sampler {
         int n = l.length;
         int k = cfg.topK() > 0 ? Math.min(cfg.topK(), n) : n;
         int[] ids = topIndices(l, k);
+        while (k > 1 && l[ids[k - 1]] == Float.NEGATIVE_INFINITY) {
+            k--; // masked tokens are never candidates
+        }
         // top-p over the softmax of the candidates
         double max = l[ids[0]];
         double[] p = new double[k];
@@ -114,6 +126,24 @@ public final class Sampler {
             }
         }
         return ids[keep - 1];
+    }
+
+    /** A copy of {@code logits} with every token not set in {@code allowed} at −∞. */
+    public static float[] mask(float[] logits, long[] allowed) {
+        float[] l = new float[logits.length];
+        int n = logits.length;
+        for (int w = 0, base = 0; base < n; w++, base += 64) {
+            long bits = w < allowed.length ? allowed[w] : 0L;
+            int end = Math.min(n, base + 64);
+            if (bits == -1L && end - base == 64) {
+                System.arraycopy(logits, base, l, base, 64);
+                continue;
+            }
+            for (int i = base; i < end; i++) {
+                l[i] = (bits & (1L << (i - base))) != 0 ? logits[i] : Float.NEGATIVE_INFINITY;
+            }
+        }
+        return l;
     }
 
     /** Ids of the k largest values, largest first (ties: lower id first). */

@@ -72,15 +72,30 @@ class SessionTest {
     @Test
     void sameSeedSameText() {
         SamplerConfig sc = new SamplerConfig(0.9f, 40, 0.95f, 0.05f, 1.1f, 0, 0, 64, 1234);
-        GenerationParams p = new GenerationParams(20, sc, true, List.of(), 0, false);
-        String a, b;
+        String a = text(sc);
+        assertEquals(a, text(sc), "same seed, same text");
+        // each parameter, changed alone, must change the text (so none is silently ignored)
+        assertNotEquals(a, text(sc.withSeed(4321)), "seed");
+        assertNotEquals(a, text(new SamplerConfig(3f, 0, 1f, 0f, 1.1f, 0, 0, 64, 1234)), "temperature");
+        SamplerConfig greedy = new SamplerConfig(0f, 0, 1f, 0f, 1.1f, 0, 0, 64, 1234);
+        String g = text(greedy);
+        SamplerConfig open = new SamplerConfig(0.9f, 0, 1f, 0f, 1.1f, 0, 0, 64, 1234);
+        assertNotEquals(g, text(open), "sampling differs from greedy");
+        // truncations that leave one candidate make sampling greedy: if the stage were skipped, it would not be
+        assertEquals(g, text(new SamplerConfig(0.9f, 1, 1f, 0f, 1.1f, 0, 0, 64, 1234)), "top-k");
+        assertEquals(g, text(new SamplerConfig(0.9f, 0, 1e-6f, 0f, 1.1f, 0, 0, 64, 1234)), "top-p");
+        assertEquals(g, text(new SamplerConfig(0.9f, 0, 1f, 1f, 1.1f, 0, 0, 64, 1234)), "min-p");
+        // penalties move greedy decoding off its repetitions
+        String plain = text(new SamplerConfig(0f, 0, 1f, 0f, 1f, 0, 0, 64, 1234));
+        assertNotEquals(plain, g, "repeat penalty");
+        assertNotEquals(plain, text(new SamplerConfig(0f, 0, 1f, 0f, 1f, 2f, 0, 64, 1234)), "frequency penalty");
+        assertNotEquals(plain, text(new SamplerConfig(0f, 0, 1f, 0f, 1f, 0, 2f, 64, 1234)), "presence penalty");
+    }
+
+    private String text(SamplerConfig sc) {
         try (Session s = engine.newSession(64)) {
-            a = s.generate(new int[] {1, 300}, p, TokenSink.NONE).text();
+            return s.generate(new int[] {1, 300}, new GenerationParams(20, sc, true, List.of(), 0, false), TokenSink.NONE).text();
         }
-        try (Session s = engine.newSession(64)) {
-            b = s.generate(new int[] {1, 300}, p, TokenSink.NONE).text();
-        }
-        assertEquals(a, b);
     }
 
     @Test
