@@ -31,6 +31,10 @@ final class ServeCommand implements Callable<Integer> {
             description = "Requests that may wait for a free slot; more are refused with 503 (default: ${DEFAULT-VALUE}).")
     int queue;
 
+    @Option(names = {"--batch-tokens", "-b"}, paramLabel = "N", defaultValue = "512",
+            description = "Rows per batched step of all running requests: every decode row first, then prompt chunks in what is left (default: ${DEFAULT-VALUE}).")
+    int batchTokens;
+
     @Option(names = "--alias", paramLabel = "NAME", description = "Model name for clients (default: the model file's name without .gguf).")
     String alias;
 
@@ -84,7 +88,7 @@ final class ServeCommand implements Callable<Integer> {
         try {
             int ctx = model.contextFor(engine);
             String id = alias != null ? alias : model.modelId();
-            ServerConfig cfg = new ServerConfig(host, port, parallel, queue, ctx, id, think, builtIn, 8 << 20, 60_000, key, corsOrigins);
+            ServerConfig cfg = new ServerConfig(host, port, parallel, queue, ctx, id, think, builtIn, 8 << 20, 60_000, key, corsOrigins, batchTokens);
             server = new OpenAiServer(engine, cfg, model.quiet ? null : line -> System.err.println(line));
         } catch (RuntimeException | Error e) {
             engine.close();
@@ -106,8 +110,8 @@ final class ServeCommand implements Callable<Integer> {
         }, "internlm-shutdown"));
         System.err.println("model: " + model.modelName() + " (" + engine.config().family().label + ", " + engine.backend().description() + ")"
                 + (engine.isRewardModel() ? " — reward model: POST /v1/rewards" : ""));
-        System.err.printf("serving '%s' on http://%s:%d/v1 (%d parallel, queue %d, %d-token context per slot%s)%n",
-                server.modelId(), host, server.port(), parallel, queue, model.contextFor(engine), key != null ? ", API key required" : "");
+        System.err.printf("serving '%s' on http://%s:%d/v1 (%d parallel, queue %d, %d-token context per slot, %d-token batches%s)%n",
+                server.modelId(), host, server.port(), parallel, queue, model.contextFor(engine), batchTokens, key != null ? ", API key required" : "");
         server.join();
         return 0;
     }

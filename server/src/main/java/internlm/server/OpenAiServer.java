@@ -13,6 +13,7 @@ import internlm.engine.chat.ToolCall;
 import internlm.engine.chat.ToolCallParser;
 import internlm.engine.generate.GenerationParams;
 import internlm.engine.generate.GenerationResult;
+import internlm.engine.generate.Scheduler;
 import internlm.engine.generate.TokenSink;
 import internlm.engine.grammar.GrammarException;
 import internlm.engine.grammar.TokenConstraint;
@@ -68,6 +69,7 @@ public final class OpenAiServer implements AutoCloseable {
     private final ChatTemplate thinkingTemplate;
     private final RewardScorer scorer;
     private final SlotPool pool;
+    private final Scheduler scheduler;
     private final Server server;
     private final ServerConnector connector;
     private final Consumer<String> log;
@@ -88,6 +90,7 @@ public final class OpenAiServer implements AutoCloseable {
         this.thinkingTemplate = template.withDefaultSystemPrompt(ChatTemplate.THINKING_SYSTEM_PROMPT);
         this.scorer = engine.isRewardModel() ? new RewardScorer(engine, template) : null;
         this.pool = new SlotPool(engine, cfg.parallel(), cfg.context(), cfg.queue());
+        this.scheduler = new Scheduler(engine.backend(), cfg.batchTokens());
         this.fingerprint = "fp_" + Integer.toHexString((cfg.modelId() + "|" + engine.backend().description() + "|"
                 + engine.config().family().label + "|" + OpenAiServer.class.getPackage().getImplementationVersion()).hashCode());
         this.apiKey = cfg.apiKey() == null ? null : cfg.apiKey().getBytes(StandardCharsets.UTF_8);
@@ -144,6 +147,7 @@ public final class OpenAiServer implements AutoCloseable {
         try {
             server.stop();
         } finally {
+            scheduler.close();
             pool.close();
         }
     }
@@ -286,12 +290,32 @@ public final class OpenAiServer implements AutoCloseable {
         return body;
     }
 
+    /** One space ahead of a JSON answer that takes long: a write that fails when the client has gone. */
+    private static void heartbeat(Response res) throws IOException {
+        if (!res.isCommitted()) {
+            res.setStatus(200);
+            res.getHeaders().put(HttpHeader.CONTENT_TYPE, "application/json");
+        }
+        try (Blocker.Callback b = Blocker.callback()) {
+            res.write(false, ByteBuffer.wrap(new byte[] {' '}), b);
+            b.block();
+        }
+    }
+
     private static void writeJson(Response res, int status, JsonNode body) throws IOException {
         byte[] bytes;
         try {
             bytes = Requests.JSON.writeValueAsBytes(body);
         } catch (JsonProcessingException e) {
             throw new IOException(e);
+        }
+        if (res.isCommitted()) {
+            // after heartbeats (see heartbeat): status and headers are gone already
+            try (Blocker.Callback b = Blocker.callback()) {
+                res.write(true, ByteBuffer.wrap(bytes), b);
+                b.block();
+            }
+            return;
         }
         res.setStatus(status);
         res.getHeaders().put(HttpHeader.CONTENT_TYPE, "application/json");
@@ -751,10 +775,37 @@ public final class OpenAiServer implements AutoCloseable {
             }
             SlotPool.KeepAlive keepAlive = job.stream() ? () -> out.sse.comment("waiting for a free session") : () -> { };
             try (SlotPool.Lease lease = ticket.await(job.prompt(), keepAlive)) {
-                r = lease.session().generate(job.prompt(), job.params(), out);
+                Scheduler.Running running = scheduler.submit(lease.session(), job.prompt(), job.params());
+                // a client that goes away is noticed by a failing write, and the generation ends at the next step:
+                // streaming, a comment after each second without data; a whole answer, from 3 s on, a space each
+                // second ahead of the JSON (which JSON allows; the 200 status is then sent with the first one)
+                long started = System.nanoTime();
+                Scheduler.Idle idle = job.stream()
+                        ? () -> {
+                            if (out.sse.idleNanos() > 900_000_000L) {
+                                out.sse.comment("generating");
+                            }
+                        }
+                        : () -> {
+                            if (System.nanoTime() - started > 3_000_000_000L) {
+                                heartbeat(res);
+                            }
+                        };
+                r = running.deliver(out, idle);
             } catch (IOException e) {
                 throw new ClientGone(e);
             } catch (RuntimeException e) {
+                if (out.sse == null && res.isCommitted()) {
+                    // a whole answer after heartbeats: the status went out already, the error comes as the body
+                    failed.incrementAndGet();
+                    log.accept("error during generation: " + e);
+                    try {
+                        writeJson(res, 500, errorBody(500, "generation failed: " + e.getMessage(), "server_error", null, null));
+                    } catch (IOException io) {
+                        throw new ClientGone(io);
+                    }
+                    return;
+                }
                 if (out.sse == null) {
                     throw e;
                 }

@@ -1,5 +1,7 @@
 package internlm.server;
 
+import internlm.engine.generate.Scheduler;
+
 import java.util.List;
 
 /**
@@ -18,15 +20,21 @@ import java.util.List;
  * @param apiKey          the key clients must send as {@code Authorization: Bearer …} on every path but /health, or
  *                        null for an open server
  * @param corsOrigins     browser origins allowed to call the API ({@code *}: any), empty for none
+ * @param batchTokens     rows per batched step of all running requests (decode rows first, then prompt chunks)
  */
 public record ServerConfig(String host, int port, int parallel, int queue, int context, String modelId, boolean think,
-                           boolean builtInTemplate, int maxBodyBytes, int threadIdleMillis, String apiKey, List<String> corsOrigins) {
+                           boolean builtInTemplate, int maxBodyBytes, int threadIdleMillis, String apiKey, List<String> corsOrigins,
+                           int batchTokens) {
     public ServerConfig(String host, int port, int parallel, int queue, int context, String modelId, boolean think,
                         boolean builtInTemplate, int maxBodyBytes, int threadIdleMillis) {
-        this(host, port, parallel, queue, context, modelId, think, builtInTemplate, maxBodyBytes, threadIdleMillis, null, List.of());
+        this(host, port, parallel, queue, context, modelId, think, builtInTemplate, maxBodyBytes, threadIdleMillis, null, List.of(),
+                Scheduler.DEFAULT_BATCH_TOKENS);
     }
 
     public ServerConfig {
+        if (batchTokens < 1 || batchTokens > 65_536) {
+            throw new IllegalArgumentException("--batch-tokens must be between 1 and 65536, got " + batchTokens);
+        }
         if (apiKey != null && apiKey.isBlank()) {
             throw new IllegalArgumentException("the API key is empty");
         }
@@ -50,23 +58,23 @@ public record ServerConfig(String host, int port, int parallel, int queue, int c
     }
 
     public ServerConfig withPort(int p) {
-        return new ServerConfig(host, p, parallel, queue, context, modelId, think, builtInTemplate, maxBodyBytes, threadIdleMillis, apiKey, corsOrigins);
+        return new ServerConfig(host, p, parallel, queue, context, modelId, think, builtInTemplate, maxBodyBytes, threadIdleMillis, apiKey, corsOrigins, batchTokens);
     }
 
     public ServerConfig withSlots(int par, int q) {
-        return new ServerConfig(host, port, par, q, context, modelId, think, builtInTemplate, maxBodyBytes, threadIdleMillis, apiKey, corsOrigins);
+        return new ServerConfig(host, port, par, q, context, modelId, think, builtInTemplate, maxBodyBytes, threadIdleMillis, apiKey, corsOrigins, batchTokens);
     }
 
     public ServerConfig withThreadIdleMillis(int ms) {
-        return new ServerConfig(host, port, parallel, queue, context, modelId, think, builtInTemplate, maxBodyBytes, ms, apiKey, corsOrigins);
+        return new ServerConfig(host, port, parallel, queue, context, modelId, think, builtInTemplate, maxBodyBytes, ms, apiKey, corsOrigins, batchTokens);
     }
 
     public ServerConfig withApiKey(String key) {
-        return new ServerConfig(host, port, parallel, queue, context, modelId, think, builtInTemplate, maxBodyBytes, threadIdleMillis, key, corsOrigins);
+        return new ServerConfig(host, port, parallel, queue, context, modelId, think, builtInTemplate, maxBodyBytes, threadIdleMillis, key, corsOrigins, batchTokens);
     }
 
     public ServerConfig withCorsOrigins(List<String> origins) {
-        return new ServerConfig(host, port, parallel, queue, context, modelId, think, builtInTemplate, maxBodyBytes, threadIdleMillis, apiKey, origins);
+        return new ServerConfig(host, port, parallel, queue, context, modelId, think, builtInTemplate, maxBodyBytes, threadIdleMillis, apiKey, origins, batchTokens);
     }
 
     /** Without the key (for printing). */
@@ -74,5 +82,9 @@ public record ServerConfig(String host, int port, int parallel, int queue, int c
     public String toString() {
         return "ServerConfig[" + host + ":" + port + ", parallel " + parallel + ", queue " + queue + ", context " + context + ", model " + modelId
                 + (apiKey != null ? ", API key set" : "") + (corsOrigins.isEmpty() ? "" : ", CORS " + corsOrigins) + "]";
+    }
+
+    public ServerConfig withBatchTokens(int n) {
+        return new ServerConfig(host, port, parallel, queue, context, modelId, think, builtInTemplate, maxBodyBytes, threadIdleMillis, apiKey, corsOrigins, n);
     }
 }

@@ -16,6 +16,7 @@ import java.nio.charset.StandardCharsets;
 final class Sse {
     private final Response response;
     private boolean open;
+    private long lastWrite = System.nanoTime();
 
     Sse(Response response) {
         this.response = response;
@@ -46,7 +47,13 @@ final class Sse {
         write("data: [DONE]\n\n", true);
     }
 
+    /** Nanoseconds since the last write (or since this stream was made). */
+    long idleNanos() {
+        return System.nanoTime() - lastWrite;
+    }
+
     private void write(String s, boolean last) throws IOException {
+        lastWrite = System.nanoTime();
         try (Blocker.Callback cb = Blocker.callback()) {
             response.write(last, ByteBuffer.wrap(s.getBytes(StandardCharsets.UTF_8)), cb);
             cb.block();
