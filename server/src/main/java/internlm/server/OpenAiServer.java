@@ -728,6 +728,10 @@ public final class OpenAiServer implements AutoCloseable {
 
         /** A chunk with one choice, filled by {@code fill}; with include_usage every chunk but the last has "usage": null. */
         final String chunk(Consumer<ObjectNode> fill) {
+            return chunkNode(fill).toString();
+        }
+
+        final ObjectNode chunkNode(Consumer<ObjectNode> fill) {
             ObjectNode c = envelope(true);
             ObjectNode choice = c.putArray("choices").addObject();
             choice.put("index", 0);
@@ -735,11 +739,13 @@ public final class OpenAiServer implements AutoCloseable {
             if (job.includeUsage()) {
                 c.putNull("usage");
             }
-            return c.toString();
+            return c;
         }
 
         final void endStream(GenerationResult r) throws IOException {
-            sse.data(chunk(choice -> lastChoice(choice, r)));
+            ObjectNode last = chunkNode(choice -> lastChoice(choice, r));
+            last.set("timings", timings(r));
+            sse.data(last.toString());
             if (job.includeUsage()) {
                 ObjectNode u = envelope(true);
                 u.putArray("choices");
@@ -755,6 +761,7 @@ public final class OpenAiServer implements AutoCloseable {
             choice.put("index", 0);
             wholeChoice(choice, r);
             o.set("usage", usage(r));
+            o.set("timings", timings(r));
             return o;
         }
     }
@@ -959,6 +966,22 @@ public final class OpenAiServer implements AutoCloseable {
         f.put("name", c.name());
         f.put("arguments", c.arguments());
         return o;
+    }
+
+    /**
+     * llama.cpp's server timings: the prompt phase until the first token (prompt_n: the prompt's tokens, a reused
+     * prefix included), then the tokens after the first over the rest of the generation.
+     */
+    private static ObjectNode timings(GenerationResult r) {
+        ObjectNode t = JsonNodeFactory.instance.objectNode();
+        int pn = r.prompt().length, dn = Math.max(0, r.generated().length - 1);
+        t.put("prompt_n", pn);
+        t.put("prompt_ms", r.promptMillis());
+        t.put("prompt_per_second", r.promptMillis() > 0 ? pn * 1000.0 / r.promptMillis() : 0);
+        t.put("predicted_n", dn);
+        t.put("predicted_ms", r.decodeMillis());
+        t.put("predicted_per_second", r.decodeMillis() > 0 ? dn * 1000.0 / r.decodeMillis() : 0);
+        return t;
     }
 
     private static ObjectNode usage(GenerationResult r) {

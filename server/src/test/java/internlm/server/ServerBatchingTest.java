@@ -65,6 +65,9 @@ class ServerBatchingTest {
                 assertEquals(200, r.status(), r.body());
                 JsonNode j = JSON.readTree(r.body());
                 assertEquals(60, j.get("usage").get("completion_tokens").asInt());
+                // llama.cpp's timings: the tokens after the first, over the time after the first
+                assertEquals(59, j.get("timings").get("predicted_n").asInt());
+                assertTrue(j.get("timings").get("predicted_ms").asDouble() > 0);
                 String text = j.get("choices").get(0).get("message").get("content").asText();
                 if (first == null) {
                     first = text;

@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+// Aggregate decode throughput of N concurrent streams through the OpenAI-compatible server.
+//   node bench/server-streams.mjs --url http://127.0.0.1:8080 --streams 1,4 --tokens 64 [--rounds 2]
+// Each stream asks for --tokens tokens (ignore_eos) with a short distinct prompt and streams them; the final chunk's
+// llama.cpp-style "timings" say when its first token came (request start + prompt_ms) and how many tokens followed
+// (predicted_n). Aggregate decode tok/s = the tokens after the first of every stream, divided by the time from the
+// earliest first token to the latest end (the window in which they decoded together). Prints one line per round and a JSON summary (medians) at the end.
+const args = Object.fromEntries(process.argv.slice(2).reduce((a, v, i, all) => (v.startsWith("--") ? a.push([v.slice(2), all[i + 1]]) : a, a), []));
+const url = (args.url || "http://127.0.0.1:8080") + "/v1/chat/completions";
+const streams = (args.streams || "1,4").split(",").map(Number);
+const tokens = Number(args.tokens || 64);
+const rounds = Number(args.rounds || 2);
+
+async function one(i, n) {
+  const body = { messages: [{ role: "user", content: `Stream ${i} of ${n}: write a long story.` }], max_tokens: tokens,
+    ignore_eos: true, temperature: 0, stream: true, stream_options: { include_usage: true } };
+  const t0 = performance.now();
+  const res = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+  let timings = null, buf = "";
+  const dec = new TextDecoder();
+  for await (const part of res.body) {
+    buf += dec.decode(part, { stream: true });
+    let k;
+    while ((k = buf.indexOf("\n\n")) >= 0) {
+      const ev = buf.slice(0, k); buf = buf.slice(k + 2);
+      if (!ev.startsWith("data: ") || ev === "data: [DONE]") continue;
+      const j = JSON.parse(ev.slice(6));
+      if (j.timings) timings = j.timings;
+    }
+  }
+  const end = performance.now();
+  if (!timings) throw new Error("no timings in the final chunk");
+  return { start: t0, first: t0 + timings.prompt_ms, last: end, count: timings.predicted_n + 1 };
+}
+
+const median = a => { const s = [...a].sort((x, y) => x - y); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
+const summary = {};
+for (const n of streams) {
+  const agg = [];
+  for (let r = 0; r <= rounds; r++) {
+    const res = await Promise.all(Array.from({ length: n }, (_, i) => one(i, n)));
+    const from = Math.min(...res.map(x => x.first)), to = Math.max(...res.map(x => x.last));
+    const decoded = res.reduce((s, x) => s + x.count - 1, 0);
+    const tps = decoded / ((to - from) / 1000);
+    const ttft = median(res.map(x => x.first - x.start));
+    if (r === 0) { console.error(`streams ${n}: warm-up ${tps.toFixed(2)} tok/s`); continue; }
+    agg.push(tps);
+    console.log(`streams ${n} round ${r}: aggregate decode ${tps.toFixed(2)} tok/s (${decoded} tokens), per stream ${(tps / n).toFixed(2)}, median time to first token ${ttft.toFixed(0)} ms`);
+  }
+  summary[n] = median(agg);
+}
+const base = summary[streams[0]];
+for (const n of streams) console.log(`streams ${n}: median aggregate decode ${summary[n].toFixed(2)} tok/s = ${(summary[n] / base).toFixed(2)}x ${streams[0]} stream(s)`);
+console.log(JSON.stringify({ tokens, rounds, aggregate_tok_s: summary }));
