@@ -249,7 +249,9 @@ public final class GrammarMatcher {
         switch (g.kind[pos]) {
             case Grammar.END -> expand(nodeParent[node], x);
             case Grammar.REF -> {
-                int cont = node(pos + 1, nodeParent[node]);
+                // a reference in last place continues where its rule's caller does: no frame is pushed, so right
+                // recursion (every repetition) runs in constant stack depth and revisits the same states
+                int cont = g.kind[pos + 1] == Grammar.END ? nodeParent[node] : node(pos + 1, nodeParent[node]);
                 for (int a : g.alternatives[g.arg[pos]]) {
                     expand(node(a, cont), x);
                 }
