@@ -20,7 +20,7 @@ import java.util.Map;
  */
 public final class GrammarMatcher {
     private static final int DEAD = -1;
-    private static final int MAX_STATES = 50_000;
+    private static final int MAX_STATES = 10_000; // about 10 MB of transitions, then the caches start afresh
     private static final int MASK_CACHE = 64;
 
     private final Grammar g;
