@@ -101,7 +101,8 @@ public final class GrammarMatcher {
 
     /** Whether {@code token} may come next. */
     public boolean allows(int token) {
-        return (allowed()[token >>> 6] & (1L << token)) != 0;
+        long[] m = allowed();
+        return token >= 0 && (token >>> 6) < m.length && (m[token >>> 6] & (1L << token)) != 0;
     }
 
     /** Moves past {@code token}; refuses a token the grammar does not allow here. */
