@@ -44,6 +44,27 @@ class CliTest {
     }
 
     @Test
+    void generateKeepsToAJsonSchemaOrAGrammar() throws Exception {
+        Path schema = tmp.resolve("s.json");
+        Files.writeString(schema, "{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"integer\"}, \"b\": {\"enum\": [\"x\", \"y\"]}},"
+                + " \"required\": [\"a\", \"b\"], \"additionalProperties\": false}");
+        Result r = run("", "generate", "-q", "-p", "Hi", "--json-schema", schema.toString(), "-n", "80", "--temperature", "1", "--seed", "3");
+        assertEquals(0, r.code(), r.err());
+        JsonNode j = new ObjectMapper().readTree(r.out());
+        assertTrue(j.get("a").isIntegralNumber() && (j.get("b").asText().equals("x") || j.get("b").asText().equals("y")), r.out());
+        assertEquals(2, j.size());
+        Path g = tmp.resolve("g.gbnf");
+        Files.writeString(g, "root ::= (\"yes\" | \"no\") \" \" [0-9]{2}\n");
+        Result w = run("", "generate", "-q", "-p", "Hi", "--grammar", g.toString(), "-n", "20", "--temperature", "1", "--seed", "5");
+        assertEquals(0, w.code(), w.err());
+        assertTrue(w.out().strip().matches("(yes|no) [0-9]{2}"), w.out());
+        Files.writeString(g, "root ::= root \"x\"\n");
+        Result bad = run("", "generate", "-q", "-p", "Hi", "--grammar", g.toString());
+        assertNotEquals(0, bad.code());
+        assertTrue(bad.err().contains("never finish") && !bad.err().contains("Exception"), bad.err());
+    }
+
+    @Test
     void generateJsonOnTheEmbeddedModelMatchesLlamaCpp() throws Exception {
         // the embedded demo model is the internlm2-tiny-q8_0 fixture: its greedy ids must be llama.cpp's
         JsonNode exp = new ObjectMapper().readTree(fixture("internlm2-tiny-q8_0.expected.json").toFile()).get("decode");

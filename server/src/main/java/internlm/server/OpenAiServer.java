@@ -19,9 +19,7 @@ import internlm.engine.grammar.GrammarException;
 import internlm.engine.grammar.TokenConstraint;
 import internlm.engine.reward.RewardScorer;
 import internlm.engine.sampling.SamplerConfig;
-import internlm.engine.tokenizer.Tokenizer;
 import org.eclipse.jetty.http.HttpHeader;
-import org.eclipse.jetty.http.HttpFields;
 import org.eclipse.jetty.io.Content;
 import org.eclipse.jetty.server.Handler;
 import org.eclipse.jetty.server.HttpConfiguration;
@@ -30,7 +28,6 @@ import org.eclipse.jetty.server.Request;
 import org.eclipse.jetty.server.Response;
 import org.eclipse.jetty.server.Server;
 import org.eclipse.jetty.server.ServerConnector;
-import org.eclipse.jetty.server.handler.ErrorHandler;
 import org.eclipse.jetty.util.Blocker;
 import org.eclipse.jetty.util.Callback;
 import org.eclipse.jetty.util.thread.QueuedThreadPool;
@@ -38,8 +35,6 @@ import org.eclipse.jetty.util.thread.QueuedThreadPool;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
-import java.nio.charset.StandardCharsets;
-import java.security.MessageDigest;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -76,7 +71,7 @@ public final class OpenAiServer implements AutoCloseable {
     private final long created = System.currentTimeMillis() / 1000;
     /** OpenAI's system_fingerprint: changes when the model, its backend or this server's code does. */
     private final String fingerprint;
-    private final byte[] apiKey;
+    private final Access access;
 
     private final AtomicLong requests = new AtomicLong(), completed = new AtomicLong(), cancelled = new AtomicLong(),
             rejected = new AtomicLong(), invalid = new AtomicLong(), failed = new AtomicLong(), tokensOut = new AtomicLong();
@@ -93,7 +88,7 @@ public final class OpenAiServer implements AutoCloseable {
         this.scheduler = new Scheduler(engine.backend(), cfg.batchTokens());
         this.fingerprint = "fp_" + Integer.toHexString((cfg.modelId() + "|" + engine.backend().description() + "|"
                 + engine.config().family().label + "|" + OpenAiServer.class.getPackage().getImplementationVersion()).hashCode());
-        this.apiKey = cfg.apiKey() == null ? null : cfg.apiKey().getBytes(StandardCharsets.UTF_8);
+        this.access = new Access(cfg.apiKey(), cfg.corsOrigins());
         QueuedThreadPool threads = new QueuedThreadPool(Math.max(32, cfg.parallel() + cfg.queue() + 16), 4, cfg.threadIdleMillis());
         threads.setName("internlm-http");
         threads.setReservedThreads(0);      // no speculative pre-started threads: the pool is exactly what requests use
@@ -172,11 +167,11 @@ public final class OpenAiServer implements AutoCloseable {
             // a long generation without writes (non-streaming) must not be cut by the connection's idle timeout
             req.addIdleTimeoutListener(t -> false);
             try {
-                if (cors(req, res)) {
+                if (access.preflight(req, res)) {
                     cb.succeeded();
                     return true;
                 }
-                authorize(req);
+                access.authorize(req);
                 route(req, res);
                 cb.succeeded();
             } catch (ApiException e) {
@@ -199,60 +194,6 @@ public final class OpenAiServer implements AutoCloseable {
         }
     }
 
-    /**
-     * CORS for browser clients: allowed origins get Access-Control-Allow-Origin; a preflight (OPTIONS with
-     * Access-Control-Request-Method) is answered here, without authentication. Returns whether it answered.
-     */
-    private boolean cors(Request req, Response res) throws IOException {
-        String origin = req.getHeaders().get(HttpHeader.ORIGIN);
-        if (origin == null || cfg.corsOrigins().isEmpty()) {
-            return false;
-        }
-        if (!corsHeaders(req, res)) {
-            return false;
-        }
-        if (req.getMethod().equals("OPTIONS") && req.getHeaders().get(HttpHeader.ACCESS_CONTROL_REQUEST_METHOD) != null) {
-            res.getHeaders().put(HttpHeader.ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, OPTIONS");
-            res.getHeaders().put(HttpHeader.ACCESS_CONTROL_ALLOW_HEADERS, "Authorization, Content-Type, OpenAI-Organization, OpenAI-Project, X-Stainless-*");
-            String asked = req.getHeaders().get(HttpHeader.ACCESS_CONTROL_REQUEST_HEADERS);
-            if (asked != null) {
-                res.getHeaders().put(HttpHeader.ACCESS_CONTROL_ALLOW_HEADERS, asked);
-            }
-            res.getHeaders().put(HttpHeader.ACCESS_CONTROL_MAX_AGE, "600");
-            res.setStatus(204);
-            try (Blocker.Callback b = Blocker.callback()) {
-                res.write(true, ByteBuffer.allocate(0), b);
-                b.block();
-            }
-            return true;
-        }
-        return false;
-    }
-
-    /** Adds the CORS headers when the request's origin is allowed; returns whether it is. */
-    private boolean corsHeaders(Request req, Response res) {
-        String origin = req.getHeaders().get(HttpHeader.ORIGIN);
-        if (origin == null || !(cfg.corsOrigins().contains("*") || cfg.corsOrigins().contains(origin))) {
-            return false;
-        }
-        res.getHeaders().put(HttpHeader.ACCESS_CONTROL_ALLOW_ORIGIN, cfg.corsOrigins().contains("*") ? "*" : origin);
-        res.getHeaders().put(HttpHeader.VARY, "Origin");
-        return true;
-    }
-
-    /** With an API key configured: every path but /health needs {@code Authorization: Bearer <key>} (compared in constant time). */
-    private void authorize(Request req) {
-        if (apiKey == null || req.getHttpURI().getPath().equals("/health")) {
-            return;
-        }
-        String h = req.getHeaders().get(HttpHeader.AUTHORIZATION);
-        byte[] given = h != null && h.regionMatches(true, 0, "Bearer ", 0, 7) ? h.substring(7).trim().getBytes(StandardCharsets.UTF_8) : new byte[0];
-        if (!MessageDigest.isEqual(given, apiKey)) {
-            throw new ApiException(401, "invalid_request_error", h == null
-                    ? "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
-                    : "Incorrect API key provided.", null, "invalid_api_key");
-        }
-    }
 
     private void sendError(Request req, Response res, Callback cb, ApiException e) {
         if (res.isCommitted()) {
@@ -261,7 +202,7 @@ public final class OpenAiServer implements AutoCloseable {
         }
         try {
             res.getHeaders().clear();
-            corsHeaders(req, res);
+            access.corsHeaders(req, res);
             if (e.status == 503) {
                 res.getHeaders().put(HttpHeader.RETRY_AFTER, "1");
             }
@@ -302,7 +243,7 @@ public final class OpenAiServer implements AutoCloseable {
         }
     }
 
-    private static void writeJson(Response res, int status, JsonNode body) throws IOException {
+    static void writeJson(Response res, int status, JsonNode body) throws IOException {
         byte[] bytes;
         try {
             bytes = Requests.JSON.writeValueAsBytes(body);
@@ -323,30 +264,6 @@ public final class OpenAiServer implements AutoCloseable {
         try (Blocker.Callback b = Blocker.callback()) {
             res.write(true, ByteBuffer.wrap(bytes), b);
             b.block();
-        }
-    }
-
-    /** Jetty's own errors (malformed HTTP, unknown paths reached outside our handler) as OpenAI error objects too. */
-    private static final class JsonErrors extends ErrorHandler {
-        @Override
-        public boolean handle(Request request, Response response, Callback callback) {
-            int status = response.getStatus() >= 400 ? response.getStatus() : 500;
-            Object msg = request.getAttribute(ERROR_MESSAGE);
-            try {
-                writeJson(response, status, errorBody(status, msg == null ? "HTTP error " + status : msg.toString(),
-                        status >= 500 ? "server_error" : "invalid_request_error", null, null));
-                callback.succeeded();
-            } catch (IOException e) {
-                callback.failed(e);
-            }
-            return true;
-        }
-
-        @Override
-        public ByteBuffer badMessageError(int status, String reason, HttpFields.Mutable fields) {
-            fields.put(HttpHeader.CONTENT_TYPE, "application/json");
-            String json = errorBody(status, "malformed HTTP request" + (reason == null ? "" : ": " + reason), "invalid_request_error", null, null).toString();
-            return ByteBuffer.wrap(json.getBytes(StandardCharsets.UTF_8));
         }
     }
 
@@ -749,7 +666,7 @@ public final class OpenAiServer implements AutoCloseable {
             if (job.includeUsage()) {
                 ObjectNode u = envelope(true);
                 u.putArray("choices");
-                u.set("usage", usage(r));
+                u.set("usage", Shapes.usage(r));
                 sse.data(u.toString());
             }
             sse.done();
@@ -760,7 +677,7 @@ public final class OpenAiServer implements AutoCloseable {
             ObjectNode choice = o.putArray("choices").addObject();
             choice.put("index", 0);
             wholeChoice(choice, r);
-            o.set("usage", usage(r));
+            o.set("usage", Shapes.usage(r));
             o.set("timings", timings(r));
             return o;
         }
@@ -886,7 +803,7 @@ public final class OpenAiServer implements AutoCloseable {
                 }
                 case ToolCallParser.Call c -> {
                     calls.add(c.call());
-                    delta.putArray("tool_calls").add(toolCallJson(c.call(), calls.size() - 1));
+                    delta.putArray("tool_calls").add(Shapes.toolCallJson(c.call(), calls.size() - 1));
                 }
             }
             if (sse != null) {
@@ -910,7 +827,7 @@ public final class OpenAiServer implements AutoCloseable {
         private void streamedChoice(ObjectNode choice, ObjectNode delta, String finish) {
             choice.set("delta", delta);
             if (job.logprobs() && !pendingSteps.isEmpty()) {
-                choice.set("logprobs", chatLogprobs(pendingSteps, job.topLogprobs()));
+                choice.set("logprobs", Shapes.chatLogprobs(engine.tokenizer(), pendingSteps, job.topLogprobs()));
                 pendingSteps.clear();
             } else {
                 choice.putNull("logprobs");
@@ -943,29 +860,18 @@ public final class OpenAiServer implements AutoCloseable {
             if (!calls.isEmpty()) {
                 ArrayNode tc = msg.putArray("tool_calls");
                 for (int i = 0; i < calls.size(); i++) {
-                    ObjectNode c = toolCallJson(calls.get(i), i);
+                    ObjectNode c = Shapes.toolCallJson(calls.get(i), i);
                     c.remove("index");
                     tc.add(c);
                 }
             }
             if (job.logprobs()) {
-                choice.set("logprobs", chatLogprobs(steps, job.topLogprobs()));
+                choice.set("logprobs", Shapes.chatLogprobs(engine.tokenizer(), steps, job.topLogprobs()));
             } else {
                 choice.putNull("logprobs");
             }
             choice.put("finish_reason", finishReason(r));
         }
-    }
-
-    private static ObjectNode toolCallJson(ToolCall c, int index) {
-        ObjectNode o = JsonNodeFactory.instance.objectNode();
-        o.put("index", index);
-        o.put("id", c.id());
-        o.put("type", "function");
-        ObjectNode f = o.putObject("function");
-        f.put("name", c.name());
-        f.put("arguments", c.arguments());
-        return o;
     }
 
     /**
@@ -984,41 +890,6 @@ public final class OpenAiServer implements AutoCloseable {
         return t;
     }
 
-    private static ObjectNode usage(GenerationResult r) {
-        ObjectNode u = JsonNodeFactory.instance.objectNode();
-        u.put("prompt_tokens", r.prompt().length);
-        u.put("completion_tokens", r.generated().length);
-        u.put("total_tokens", r.prompt().length + r.generated().length);
-        return u;
-    }
-
-    private ObjectNode chatLogprobs(List<GenerationResult.Step> steps, int top) {
-        Tokenizer tok = engine.tokenizer();
-        ObjectNode lp = JsonNodeFactory.instance.objectNode();
-        ArrayNode content = lp.putArray("content");
-        for (GenerationResult.Step s : steps) {
-            ObjectNode e = tokenLogprob(tok, s.token(), s.logprob());
-            ArrayNode tops = e.putArray("top_logprobs");
-            for (int k = 0; k < Math.min(top, s.top().size()); k++) {
-                GenerationResult.TopLogit t = s.top().get(k);
-                tops.add(tokenLogprob(tok, t.id(), s.logprob(t.logit())));
-            }
-            content.add(e);
-        }
-        return lp;
-    }
-
-    private static ObjectNode tokenLogprob(Tokenizer tok, int id, double logprob) {
-        byte[] b = tok.pieceBytes(id, true);
-        ObjectNode e = JsonNodeFactory.instance.objectNode();
-        e.put("token", new String(b, StandardCharsets.UTF_8));
-        e.put("logprob", logprob);
-        ArrayNode bytes = e.putArray("bytes");
-        for (byte x : b) {
-            bytes.add(x & 0xff);
-        }
-        return e;
-    }
 
     // ------------------------------------------------------------------ completion output
 
@@ -1053,7 +924,7 @@ public final class OpenAiServer implements AutoCloseable {
         private void textChoice(ObjectNode choice, String t, String finish, int offset, List<GenerationResult.Step> from) {
             choice.put("text", t);
             if (job.logprobs() && !from.isEmpty()) {
-                choice.set("logprobs", completionLogprobs(from, job.topLogprobs(), offset));
+                choice.set("logprobs", Shapes.completionLogprobs(engine.tokenizer(), from, job.topLogprobs(), offset));
                 if (from == pendingSteps) {
                     pendingSteps.clear();
                 }
@@ -1074,25 +945,4 @@ public final class OpenAiServer implements AutoCloseable {
         }
     }
 
-    /** The legacy completions logprobs object: tokens, token_logprobs, top_logprobs (maps), text_offset. */
-    private ObjectNode completionLogprobs(List<GenerationResult.Step> steps, int top, int offset) {
-        Tokenizer tok = engine.tokenizer();
-        ObjectNode lp = JsonNodeFactory.instance.objectNode();
-        ArrayNode tokens = lp.putArray("tokens"), logprobs = lp.putArray("token_logprobs"), tops = lp.putArray("top_logprobs"),
-                offsets = lp.putArray("text_offset");
-        int at = offset;
-        for (GenerationResult.Step s : steps) {
-            String piece = new String(tok.pieceBytes(s.token(), true), StandardCharsets.UTF_8);
-            tokens.add(piece);
-            logprobs.add(s.logprob());
-            ObjectNode m = tops.addObject();
-            for (int k = 0; k < Math.min(top, s.top().size()); k++) {
-                GenerationResult.TopLogit t = s.top().get(k);
-                m.put(new String(tok.pieceBytes(t.id(), true), StandardCharsets.UTF_8), s.logprob(t.logit()));
-            }
-            offsets.add(at);
-            at += piece.length();
-        }
-        return lp;
-    }
 }

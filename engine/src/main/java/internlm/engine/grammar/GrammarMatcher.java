@@ -20,7 +20,7 @@ import java.util.Map;
  */
 public final class GrammarMatcher {
     private static final int DEAD = -1;
-    private static final int MAX_STATES = 50_000;
+    private static final int MAX_STATES = 10_000; // about 10 MB of transitions, then the caches start afresh
     private static final int MASK_CACHE = 64;
 
     private final Grammar g;
@@ -101,7 +101,8 @@ public final class GrammarMatcher {
 
     /** Whether {@code token} may come next. */
     public boolean allows(int token) {
-        return (allowed()[token >>> 6] & (1L << token)) != 0;
+        long[] m = allowed();
+        return token >= 0 && (token >>> 6) < m.length && (m[token >>> 6] & (1L << token)) != 0;
     }
 
     /** Moves past {@code token}; refuses a token the grammar does not allow here. */
@@ -249,7 +250,9 @@ public final class GrammarMatcher {
         switch (g.kind[pos]) {
             case Grammar.END -> expand(nodeParent[node], x);
             case Grammar.REF -> {
-                int cont = node(pos + 1, nodeParent[node]);
+                // a reference in last place continues where its rule's caller does: no frame is pushed, so right
+                // recursion (every repetition) runs in constant stack depth and revisits the same states
+                int cont = g.kind[pos + 1] == Grammar.END ? nodeParent[node] : node(pos + 1, nodeParent[node]);
                 for (int a : g.alternatives[g.arg[pos]]) {
                     expand(node(a, cont), x);
                 }

@@ -31,7 +31,7 @@ import static internlm.engine.grammar.Grammar.star;
  *
  * <p>Objects are written with their required properties first, then the optional ones, each in the schema's order;
  * properties outside {@code properties} are never generated. Whitespace between tokens is limited (a space, or a
- * newline and up to 20 spaces/tabs), numbers to 16 digits, so a model cannot run on in padding.
+ * newline and up to 20 spaces/tabs), integers to 15 digits (exact as a double, as JavaScript clients read them; a long in Java), fractions to 16, so a model cannot run on in padding or digits.
  */
 public final class JsonSchemaGrammar {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -92,7 +92,7 @@ public final class JsonSchemaGrammar {
                         seq(literal("u"), hexNoSurrogate)))));
         b.rule("string", seq(literal("\""), star(ref("json-char")), literal("\"")));
         Grammar.Expr digit = Grammar.chars(new int[] {'0', '9'});
-        b.rule("integer", seq(optional(literal("-")), alt(literal("0"), seq(Grammar.chars(new int[] {'1', '9'}), repeat(digit, 0, 15)))));
+        b.rule("integer", seq(optional(literal("-")), alt(literal("0"), seq(Grammar.chars(new int[] {'1', '9'}), repeat(digit, 0, 14)))));
         b.rule("number", seq(ref("integer"), optional(seq(literal("."), repeat(digit, 1, 16))),
                 optional(seq(Grammar.chars(new int[] {'e', 'e', 'E', 'E'}), optional(Grammar.chars(new int[] {'-', '-', '+', '+'})), repeat(digit, 1, 2)))));
         b.rule("boolean", alt(literal("true"), literal("false")));

@@ -150,14 +150,18 @@ public final class Sampler {
     public static int[] topIndices(float[] v, int k) {
         int n = v.length;
         if (k >= n) {
-            Integer[] all = new Integer[n];
+            // one primitive sort of (value, id) keys: the value's bits made order-preserving and inverted (largest
+            // first) in the high half, the id (lower first on ties) in the low half; the order of Float.compare
+            long[] keys = new long[n];
             for (int i = 0; i < n; i++) {
-                all[i] = i;
+                int bits = Float.floatToIntBits(v[i] + 0f); // + 0f: -0 ties with 0, as v[a] != v[b] has it
+                int ordered = bits ^ ((bits >> 31) & 0x7fffffff);
+                keys[i] = ((long) ~ordered << 32) | i;
             }
-            Arrays.sort(all, (a, b) -> v[a] != v[b] ? Float.compare(v[b], v[a]) : Integer.compare(a, b));
+            Arrays.sort(keys);
             int[] r = new int[n];
             for (int i = 0; i < n; i++) {
-                r[i] = all[i];
+                r[i] = (int) keys[i];
             }
             return r;
         }

@@ -84,6 +84,40 @@ class SamplerTest {
     }
 
     @Test
+    void fullSortMatchesTheComparatorOrder() {
+        java.util.SplittableRandom r = new java.util.SplittableRandom(5);
+        float[] v = new float[5000];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = switch (r.nextInt(5)) {
+                case 0 -> Float.NEGATIVE_INFINITY;
+                case 1 -> r.nextInt(7) - 3f; // ties
+                case 2 -> r.nextBoolean() ? 0f : -0f;
+                default -> (float) r.nextGaussian() * 100f;
+            };
+        }
+        Integer[] expected = new Integer[v.length];
+        for (int i = 0; i < v.length; i++) {
+            expected[i] = i;
+        }
+        java.util.Arrays.sort(expected, (a, b) -> v[a] != v[b] ? Float.compare(v[b], v[a]) : Integer.compare(a, b));
+        assertArrayEquals(java.util.Arrays.stream(expected).mapToInt(Integer::intValue).toArray(), Sampler.topIndices(v, v.length));
+    }
+
+    @Test
+    void maskedTokensAreNeverSampled() {
+        float[] l = {5f, 1f, 4f, 3f, 2f, 0f};
+        long[] allowed = {(1L << 1) | (1L << 4)};
+        for (SamplerConfig sc : new SamplerConfig[] {SamplerConfig.GREEDY, new SamplerConfig(1f, 3, 0.95f, 0f, 1f, 0f, 0f, 64, 1),
+                new SamplerConfig(2f, 0, 1f, 0f, 1f, 0f, 0f, 64, 2)}) {
+            Sampler s = new Sampler(sc);
+            for (int i = 0; i < 200; i++) {
+                int t = s.sample(l, new int[0], 0, allowed);
+                assertTrue(t == 1 || t == 4, "token " + t);
+            }
+        }
+    }
+
+    @Test
     void invalidSettingsAreRejected() {
         assertThrows(IllegalArgumentException.class, () -> cfg(-1f, 0, 1f, 0f, 1f, 0));
         assertThrows(IllegalArgumentException.class, () -> cfg(1f, 0, 1.5f, 0f, 1f, 0));
