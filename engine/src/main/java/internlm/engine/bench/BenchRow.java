@@ -1,12 +1,14 @@
 package internlm.engine.bench;
 
+import com.fasterxml.jackson.annotation.JsonProperty;
+
 /**
  * One result line of {@code bench}: what ran (model, device, software), which test, how fast, and the memory roofline.
  * Written with llama-bench's field names where llama-bench has the field (snake_case of the component names:
  * {@code build_commit, model_filename, model_type, model_size, model_n_params, backends, gpu_info, n_threads,
  * type_k, type_v, n_prompt, n_gen, n_depth, test_time, avg_ns, stddev_ns, avg_ts, stddev_ts, samples_ns,
  * samples_ts}); the others are this engine's. Roofline fields are null for prompt tests (compute-bound) and for rows
- * that did not run; {@code status} is {@code ok}, {@code unsupported} (e.g. more sequences than the backend holds),
+ * that did not run (strings are never null: CSV cannot tell null from empty); {@code status} is {@code ok}, {@code unsupported} (e.g. more sequences than the backend holds),
  * {@code too_large} (the model does not fit the device; nothing was allocated) or {@code error}, with {@code note}.
  */
 public record BenchRow(
@@ -20,7 +22,7 @@ public record BenchRow(
         String modelShape,
         String weightType,
         long modelSize,
-        long modelNParams,
+        @JsonProperty("model_n_params") long modelNParams,
         boolean synthetic,
         String device,
         String backends,

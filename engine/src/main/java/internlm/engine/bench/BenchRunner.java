@@ -109,10 +109,10 @@ public final class BenchRunner {
 
     private void skipRows(Common c, int d, int b, String status, String note, Sink sink) throws IOException {
         for (int p : plan.prompts()) {
-            sink.add(row(c, p, 0, d, b, status, note, 0, new double[0], 0, null, null, null, null));
+            sink.add(row(c, p, 0, d, b, status, note, 0, new double[0], 0, null, "", null, null));
         }
         for (int n : plan.gens()) {
-            sink.add(row(c, 0, n, d, b, status, note, 0, new double[0], 0, null, null, null, null));
+            sink.add(row(c, 0, n, d, b, status, note, 0, new double[0], 0, null, "", null, null));
         }
     }
 
