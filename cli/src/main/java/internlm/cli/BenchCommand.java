@@ -25,7 +25,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 
-@Command(name = "bench", mixinStandardHelpOptions = true, subcommands = {BenchReportCommand.class},
+@Command(name = "bench", mixinStandardHelpOptions = true, subcommands = {BenchKernelsCommand.class, BenchReportCommand.class},
         description = {"A llama-bench-like matrix: prompt (pp) and decode (tg) tok/s for every combination of -p/-n sizes, KV depths (-d) and "
                 + "concurrent sequences (-b), on every device of --devices, with the memory roofline of each device.",
                 "Subcommands: 'bench kernels' (each TornadoVM kernel at the model's shapes), 'bench report' (HTML/Markdown report of jsonl results)."})
@@ -81,7 +81,7 @@ final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         BenchFormat fmt = BenchFormat.parse(format);
-        List<String> devs = devices.equals("all") ? BenchRunner.allDevices() : Arrays.stream(devices.split(",")).map(String::trim).filter(s -> !s.isEmpty()).toList();
+        List<String> devs = Arrays.stream(devices.split(",")).map(String::trim).filter(s -> !s.isEmpty()).toList();
         BenchPlan plan = new BenchPlan(BenchPlan.list(prompts, "-p"), BenchPlan.list(gens, "-n"), BenchPlan.list(depths, "-d"),
                 BenchPlan.list(sequences, "-b"), reps, devs, model.threads, model.kvCache.equals("f16"), probeMib << 20);
         double[] ref = llamacpp != null ? llamaCpp(llamacpp) : null;

@@ -99,6 +99,25 @@ public enum BenchFormat {
         }
     }
 
+    /** Writes kernel rows as JSON lines (what {@code bench report} reads next to the bench rows). */
+    public static final class KernelSink implements AutoCloseable {
+        private final Writer out;
+
+        public KernelSink(Writer out) {
+            this.out = out;
+        }
+
+        public void add(KernelRow r) throws IOException {
+            out.write(JSON_MAPPER.writeValueAsString(r) + "\n");
+            out.flush();
+        }
+
+        @Override
+        public void close() throws IOException {
+            out.flush();
+        }
+    }
+
     /** Reads rows written in this format (md gives the table's cells, see {@link Markdown#parse}). */
     public List<BenchRow> read(String text) throws IOException {
         return switch (this) {

@@ -55,12 +55,19 @@ public final class BenchRunner {
         this.commit = commit;
     }
 
-    /** "cpu" plus every TornadoVM device (when this JVM runs under TornadoVM). */
-    public static List<String> allDevices() {
-        List<String> d = new ArrayList<>(List.of("cpu"));
-        if (TornadoSupport.available()) {
-            for (TornadoSupport.DeviceInfo i : TornadoSupport.devices()) {
-                d.add(i.id());
+    /** The plan's devices, "all" expanded to "cpu" plus every TornadoVM device (when this JVM runs under TornadoVM). */
+    private List<String> devices() {
+        List<String> d = new ArrayList<>();
+        for (String x : plan.devices()) {
+            if (!x.equals("all")) {
+                d.add(x);
+                continue;
+            }
+            d.add("cpu");
+            if (TornadoSupport.available()) {
+                for (TornadoSupport.DeviceInfo i : TornadoSupport.devices()) {
+                    d.add(i.id());
+                }
             }
         }
         return d;
@@ -72,7 +79,13 @@ public final class BenchRunner {
             all.add(r);
             sink.add(r);
         };
-        for (String device : plan.devices()) {
+        if (TornadoSupport.available()) {
+            // TornadoVM reads its settings once, at first use (listing devices included): the device memory this
+            // model needs (or the probe, if larger), and no silent fall-back to the JVM
+            long probeBytes = plan.probeBytes() > 0 ? plan.probeBytes() : 1L << 30;
+            TornadoSupport.prepareRuntime(Math.max(TornadoProbe.deviceBytes(model, plan.context(), plan.kvCacheF16()), probeBytes + (64L << 20)));
+        }
+        for (String device : devices()) {
             runDevice(model, source, device, both);
         }
         return all;
@@ -132,9 +145,6 @@ public final class BenchRunner {
             name = device;
             unavailable = TornadoSupport.unavailableReason();
         } else {
-            // TornadoVM reads its device-memory limit once, at first use: set it before asking about devices
-            long probeBytes = plan.probeBytes() > 0 ? plan.probeBytes() : 1L << 30;
-            TornadoSupport.prepareRuntime(Math.max(TornadoProbe.deviceBytes(model, plan.context(), plan.kvCacheF16()), probeBytes + (64L << 20)));
             TornadoProbe.Device dev;
             try {
                 dev = TornadoProbe.device(device);
@@ -201,7 +211,7 @@ public final class BenchRunner {
             backend = Engine.createBackend(model, new Engine.Options(cpu ? "cpu" : "tornado", plan.threads(), cpu ? null : device, true, ctx,
                     plan.kvCacheF16(), false, null, plan.maxSequences()), progress);
         } catch (RuntimeException e) {
-            String msg = e.getMessage() == null ? e.toString() : e.getMessage();
+            String msg = BuildInfo.brief(e);
             log.println("[" + device + "] cannot prepare the backend: " + msg);
             allRows(c, msg.contains("needs") && msg.contains("GiB") ? "too_large" : "error", msg, sink);
             return;
@@ -273,7 +283,7 @@ public final class BenchRunner {
                         Roofline.bytesPerToken(weights, kvPos, d, n, b), roof));
             }
         } catch (RuntimeException e) {
-            String msg = e.getMessage() == null ? e.toString() : e.getMessage();
+            String msg = BuildInfo.brief(e);
             log.println("[" + c.device() + "] d" + d + " ×" + b + " failed: " + msg);
             skipRows(c, d, b, "error", msg, sink);
         } finally {

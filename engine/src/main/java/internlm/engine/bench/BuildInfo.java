@@ -23,4 +23,16 @@ public final class BuildInfo {
         }
         return "unknown";
     }
+
+    /** A runtime's error message cut to one readable line (TornadoVM's carry colour codes and a whole stack trace). */
+    public static String brief(Throwable e) {
+        String m = e.getMessage() == null ? e.toString() : e.getMessage();
+        m = m.replaceAll("\u001B\\[[0-9;]*m", "");
+        int st = m.indexOf("Stacktrace");
+        if (st >= 0) {
+            m = m.substring(0, st);
+        }
+        m = m.replaceAll("\\s+", " ").trim();
+        return m.length() > 240 ? m.substring(0, 239) + "…" : m;
+    }
 }

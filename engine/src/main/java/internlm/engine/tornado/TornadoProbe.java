@@ -110,13 +110,12 @@ public final class TornadoProbe {
     public record Bandwidth(double gbPerSecond, String method) {}
 
     /**
-     * Streams {@code bytes} of floats through {@link ProbeKernels#probeStreamRead} on the device, {@code reps} times
-     * after a warm-up, and returns the best rate (kernel time from TornadoVM's profiler when it reports one, else the
+     * Streams {@code bytes} of floats through {@link ProbeKernels#probeStreamRead} (coalesced) and
+     * {@link ProbeKernels#probeBlockedRead} (a chunk per work-item) on the device, {@code reps} times each after a
+     * warm-up, and returns the best rate (kernel time from TornadoVM's profiler when it reports one, else the
      * wall time of execute()). The sum of the partials is checked against the host's on every run.
      */
     public static Bandwidth bandwidth(String id, long bytes, int reps) {
-        int[] bd = TornadoSupport.parseDevice(id);
-        TornadoDevice dev = TornadoExecutionPlan.getDevice(bd[0], bd[1]);
         int n = (int) Math.min(Integer.MAX_VALUE - 64, bytes / 4);
         FloatArray a = new FloatArray(n);
         long expect = 0;
@@ -125,13 +124,24 @@ public final class TornadoProbe {
             a.set(i, v);
             expect += v;
         }
-        int local = 256, groups = 2048;
+        // GPUs stream fastest with neighbouring work-items on neighbouring words, CPU devices with one chunk each
+        Bandwidth strided = bandwidth(id, a, n, expect, reps, false, 2048, 256);
+        Bandwidth blocked = bandwidth(id, a, n, expect, reps, true, 64, 64);
+        return strided.gbPerSecond() >= blocked.gbPerSecond() ? strided : blocked;
+    }
+
+    private static Bandwidth bandwidth(String id, FloatArray a, int n, long expect, int reps, boolean blocked, int groups, int local) {
+        int[] bd = TornadoSupport.parseDevice(id);
+        TornadoDevice dev = TornadoExecutionPlan.getDevice(bd[0], bd[1]);
         FloatArray partial = new FloatArray(groups);
         KernelContext ctx = new KernelContext();
-        TaskGraph g = new TaskGraph("probe")
-                .transferToDevice(DataTransferMode.FIRST_EXECUTION, a, partial)
-                .task("read", ProbeKernels::probeStreamRead, ctx, a, partial, n)
-                .transferToHost(DataTransferMode.UNDER_DEMAND, partial);
+        TaskGraph g = new TaskGraph("probe").transferToDevice(DataTransferMode.FIRST_EXECUTION, a, partial);
+        if (blocked) {
+            g.task("read", ProbeKernels::probeBlockedRead, ctx, a, partial, n);
+        } else {
+            g.task("read", ProbeKernels::probeStreamRead, ctx, a, partial, n);
+        }
+        g.transferToHost(DataTransferMode.UNDER_DEMAND, partial);
         GridScheduler grid = new GridScheduler();
         WorkerGrid1D w = new WorkerGrid1D(groups * local);
         w.setLocalWork(local, 1, 1);
@@ -156,7 +166,7 @@ public final class TornadoProbe {
                 if (r == 0) {
                     continue; // warm-up: compilation and the copy to the device
                 }
-                long kernel = 0;
+                long kernel;
                 try {
                     kernel = res.getProfilerResult().getDeviceKernelTime();
                 } catch (RuntimeException e) {
@@ -165,8 +175,8 @@ public final class TornadoProbe {
                 kernelTimes &= kernel > 0;
                 best = Math.min(best, kernel > 0 ? kernel : wall);
             }
-            return new Bandwidth(4.0 * n / best, "TornadoVM streaming-read kernel, " + (n * 4L >> 20) + " MiB, best of " + reps
-                    + (kernelTimes ? " (device kernel time)" : " (wall time of execute)"));
+            return new Bandwidth(4.0 * n / best, "TornadoVM " + (blocked ? "blocked" : "coalesced") + " streaming-read kernel, " + (n * 4L >> 20)
+                    + " MiB, best of " + reps + (kernelTimes ? " (device kernel time)" : " (wall time of execute)"));
         } finally {
             try {
                 plan.freeDeviceMemory();
