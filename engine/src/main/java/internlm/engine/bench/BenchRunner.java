@@ -145,17 +145,19 @@ public final class BenchRunner {
             name = device;
             unavailable = TornadoSupport.unavailableReason();
         } else {
-            TornadoProbe.Device dev;
+            TornadoProbe.Device dev = null;
             try {
                 dev = TornadoProbe.device(device);
             } catch (RuntimeException e) {
-                throw new IllegalArgumentException("--devices: no TornadoVM device " + device + " (" + e.getMessage() + "); see 'internlm devices'");
+                unavailable = "no TornadoVM device " + device + " (" + BuildInfo.brief(e) + "); see 'internlm devices'";
             }
-            backendName = dev.backend();
-            name = dev.name();
-            driver = dev.driver();
-            version = dev.version();
-            deviceMemory = dev.memory();
+            backendName = dev == null ? "TornadoVM" : dev.backend();
+            name = dev == null ? device : dev.name();
+            if (dev != null) {
+                driver = dev.driver();
+                version = dev.version();
+                deviceMemory = dev.memory();
+            }
             tornado = TornadoProbe.version();
         }
         long params = 0, size = 0;
