@@ -25,7 +25,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 
-@Command(name = "bench", mixinStandardHelpOptions = true, subcommands = {BenchKernelsCommand.class, BenchReportCommand.class},
+@Command(name = "bench", mixinStandardHelpOptions = true, subcommands = {BenchKernelsCommand.class, BenchCheckCommand.class, BenchReportCommand.class},
         description = {"A llama-bench-like matrix: prompt (pp) and decode (tg) tok/s for every combination of -p/-n sizes, KV depths (-d) and "
                 + "concurrent sequences (-b), on every device of --devices, with the memory roofline of each device.",
                 "Subcommands: 'bench kernels' (each TornadoVM kernel at the model's shapes), 'bench report' (HTML/Markdown report of jsonl results)."})

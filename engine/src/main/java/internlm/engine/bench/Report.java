@@ -26,6 +26,7 @@ import java.util.TreeSet;
 public final class Report {
     private final List<BenchRow> rows = new ArrayList<>();
     private final List<KernelRow> kernels = new ArrayList<>();
+    private final List<BackendCheck.CheckRow> checks = new ArrayList<>();
     private final List<String> sources = new ArrayList<>();
 
     /** Reads a results file: JSON lines (or one JSON array) of bench rows and kernel rows, told apart by their fields. */
@@ -42,7 +43,9 @@ public final class Report {
             }
         }
         for (JsonNode n : nodes) {
-            if (n.has("kernel")) {
+            if (n.has("identical_ids")) {
+                checks.add(BenchFormat.JSON_MAPPER.treeToValue(n, BackendCheck.CheckRow.class));
+            } else if (n.has("kernel")) {
                 kernels.add(BenchFormat.JSON_MAPPER.treeToValue(n, KernelRow.class));
             } else if (n.has("avg_ts")) {
                 rows.add(BenchFormat.JSON_MAPPER.treeToValue(n, BenchRow.class));
@@ -195,6 +198,16 @@ public final class Report {
         return t;
     }
 
+    private List<List<String>> checkTable() {
+        List<List<String>> t = new ArrayList<>();
+        t.add(List.of("device", "backend", "device name", "fixture", "greedy ids identical", "max |logit diff|", "tolerance", "check"));
+        for (BackendCheck.CheckRow c : checks) {
+            t.add(List.of(c.device(), c.backends(), c.gpuInfo(), c.fixture(), c.identicalIds() + "/" + c.steps(), String.format(Locale.ROOT, "%.2g", c.maxLogitDiff()),
+                    String.format(Locale.ROOT, "%.2g", c.tolerance()), c.note().isEmpty() ? c.check() : c.check() + ": " + c.note()));
+        }
+        return t;
+    }
+
     private List<List<String>> environmentTable() {
         List<List<String>> t = new ArrayList<>();
         t.add(List.of("device", "backend", "device name", "driver / platform", "version", "TornadoVM", "JDK", "threads", "bandwidth GB/s", "probe", "commit", "date"));
@@ -238,7 +251,7 @@ public final class Report {
     private String intro() {
         boolean synthetic = rows.stream().anyMatch(BenchRow::synthetic);
         return "Generated " + Instant.now().truncatedTo(ChronoUnit.SECONDS) + " from " + String.join(", ", sources) + ": " + rows.size() + " bench rows, "
-                + kernels.size() + " kernel rows." + (synthetic ? " Models marked synthetic have the real shapes and bytes but random weights." : "")
+                + kernels.size() + " kernel rows, " + checks.size() + " correctness checks." + (synthetic ? " Models marked synthetic have the real shapes and bytes but random weights." : "")
                 + " Roofline: the device's measured streaming-read bandwidth divided by the bytes one decoded token reads (weights once per step, plus each sequence's KV cache).";
     }
 
@@ -269,6 +282,9 @@ public final class Report {
         if (!kernels.isEmpty()) {
             s.append("<h2>Kernels</h2>\n").append(htmlTable(kernelTable()));
         }
+        if (!checks.isEmpty()) {
+            s.append("<h2>TornadoVM against the CPU backend (fixtures)</h2>\n").append(htmlTable(checkTable()));
+        }
         return s.append("</body></html>\n").toString();
     }
 
@@ -295,6 +311,9 @@ public final class Report {
         }
         if (!kernels.isEmpty()) {
             s.append("\n## Kernels\n\n").append(mdTable(kernelTable()));
+        }
+        if (!checks.isEmpty()) {
+            s.append("\n## TornadoVM against the CPU backend (fixtures)\n\n").append(mdTable(checkTable()));
         }
         Files.writeString(out, s.toString(), StandardCharsets.UTF_8);
     }
