@@ -44,7 +44,7 @@ for r in $(seq 1 "$rounds"); do
     node "$harness/reference.mjs" --model "$model" --sections bench --bench-prompt 128 --bench-gen 64 --bench-reps 2 \
         --threads "$threads" > "$out/llamacpp-$r.json"
     echo "round $r/$rounds: this engine (same sizes) ..."
-    "$root/internlm" bench -q --model "$model" --threads "$threads" -p 128 -n 64 -r 2 --json > "$out/ours-$r.json"
+    "$root/internlm" bench -q --model "$model" --threads "$threads" -p 128 -n 64 -r 2 --devices cpu -o json > "$out/ours-$r.json"
 done
 node - "$out" "$rounds" <<'JS'
 const fs = require("fs");
@@ -56,8 +56,10 @@ for (let r = 1; r <= Number(rounds); r++) {
     for (const rep of JSON.parse(fs.readFileSync(`${dir}/llamacpp-${r}.json`)).bench.reps) {
         L.pp.push(rep.llama_perf.prompt_eval.tok_s); L.tg.push(rep.llama_perf.eval.tok_s);
     }
-    const o = JSON.parse(fs.readFileSync(`${dir}/ours-${r}.json`));
-    O.pp.push(...o.pp_tok_s); O.tg.push(...o.tg_tok_s); backend = o.backend;
+    for (const row of JSON.parse(fs.readFileSync(`${dir}/ours-${r}.json`))) {
+        (row.n_prompt > 0 ? O.pp : O.tg).push(...row.samples_ts);
+        backend = `${row.backends}, ${row.gpu_info}, ${row.n_threads} threads`;
+    }
 }
 const f = a => a.map(v => v.toFixed(2)).join(" ");
 console.log(`llama.cpp   pp128: ${f(L.pp)}  | tg64: ${f(L.tg)}`);

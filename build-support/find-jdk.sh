@@ -3,7 +3,8 @@
 
 _jdk_major() { # prints the feature version of the JDK at $1, or nothing
     local home="$1" v
-    [ -x "$home/bin/java" ] && [ -x "$home/bin/javac" ] || return 0
+    # a runtime without javac will do when nothing is compiled (INTERNLM_RUNTIME_ONLY: ./internlm with the jar built)
+    [ -x "$home/bin/java" ] && { [ -n "${INTERNLM_RUNTIME_ONLY:-}" ] || [ -x "$home/bin/javac" ]; } || return 0
     if [ -f "$home/release" ]; then
         v=$(sed -n 's/^JAVA_VERSION="\([0-9][0-9]*\).*/\1/p' "$home/release" | head -n1)
     fi

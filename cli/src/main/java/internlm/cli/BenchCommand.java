@@ -3,119 +3,121 @@ package internlm.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import internlm.engine.Engine;
-import internlm.engine.generate.Session;
-import internlm.engine.sampling.Sampler;
+import internlm.engine.bench.BenchFormat;
+import internlm.engine.bench.BenchPlan;
+import internlm.engine.bench.BenchRow;
+import internlm.engine.bench.BenchRunner;
+import internlm.engine.bench.BuildInfo;
+import internlm.engine.bench.Stats;
+import internlm.loader.LoadedModel;
+import internlm.loader.synthetic.SyntheticModels;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
+import java.io.OutputStreamWriter;
+import java.io.Writer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.LinkedHashMap;
+import java.util.Arrays;
 import java.util.List;
-import java.util.Map;
-import java.util.SplittableRandom;
+import java.util.Locale;
 import java.util.concurrent.Callable;
 
-@Command(name = "bench", mixinStandardHelpOptions = true,
-        description = "Measure prompt processing (pp) and decode (tg) speed like llama-bench, optionally next to llama.cpp's numbers.")
+@Command(name = "bench", mixinStandardHelpOptions = true, subcommands = {BenchKernelsCommand.class, BenchCheckCommand.class, BenchReportCommand.class},
+        description = {"A llama-bench-like matrix: prompt (pp) and decode (tg) tok/s for every combination of -p/-n sizes, KV depths (-d) and "
+                + "concurrent sequences (-b), on every device of --devices, with the memory roofline of each device.",
+                "Subcommands: 'bench kernels' (each TornadoVM kernel at the model's shapes), 'bench report' (HTML/Markdown report of jsonl results)."})
 final class BenchCommand implements Callable<Integer> {
     @Mixin
     ModelOptions model;
 
-    @Option(names = {"-p", "--prompt-tokens"}, defaultValue = "128", description = "Prompt length (default: ${DEFAULT-VALUE}).")
-    int promptTokens;
+    @Option(names = {"-p", "--n-prompt"}, paramLabel = "N,..", defaultValue = "128", description = "Prompt sizes (default: ${DEFAULT-VALUE}; '' for none).")
+    String prompts;
 
-    @Option(names = {"-n", "--gen-tokens"}, defaultValue = "64", description = "Decoded tokens (default: ${DEFAULT-VALUE}).")
-    int genTokens;
+    @Option(names = {"-n", "--n-gen"}, paramLabel = "N,..", defaultValue = "64", description = "Decode sizes (default: ${DEFAULT-VALUE}; '' for none).")
+    String gens;
 
-    @Option(names = {"-r", "--reps"}, defaultValue = "3", description = "Timed repetitions after one warm-up (default: ${DEFAULT-VALUE}).")
+    @Option(names = {"-d", "--n-depth"}, paramLabel = "N,..", defaultValue = "0", description = "KV cache depths filled before each test (default: ${DEFAULT-VALUE}).")
+    String depths;
+
+    @Option(names = {"-b", "--sequences"}, paramLabel = "N,..", defaultValue = "1",
+            description = "Concurrent sequences, decoded together in one forward pass per step; aggregate tok/s (default: ${DEFAULT-VALUE}).")
+    String sequences;
+
+    @Option(names = {"-r", "--repetitions"}, defaultValue = "3", description = "Timed repetitions after one warm-up (default: ${DEFAULT-VALUE}).")
     int reps;
 
-    @Option(names = "--llamacpp-json", paramLabel = "FILE",
-            description = "llama.cpp's numbers for the same model and threads (the JSON of the harness's reference.mjs --sections bench): prints our/llama.cpp ratios.")
-    Path llamacpp;
+    @Option(names = "--devices", paramLabel = "LIST", defaultValue = "all",
+            description = "'all' (the CPU backend and every TornadoVM device) or a list such as cpu,0:0,1:0 (default: ${DEFAULT-VALUE}).")
+    String devices;
 
-    @Option(names = "--json", description = "Print one JSON object.")
-    boolean json;
+    @Option(names = "--synthetic", paramLabel = "NAME[:TYPE]",
+            description = "Benchmark a generated model with the exact shapes and bytes of a released one and random weights, no file needed: "
+                    + "internlm2.5-1.8b, internlm2.5-7b, internlm2.5-20b, internlm3-8b, internlm-7b, internlm-20b; TYPE f16, bf16, q8_0 (default), q4_0.")
+    String synthetic;
+
+    @Option(names = "--synthetic-layers", paramLabel = "N", defaultValue = "0", description = "Keep only the first N layers of the synthetic model (named so in the results).")
+    int syntheticLayers;
+
+    @Option(names = "--synthetic-file", paramLabel = "FILE",
+            description = "Write the synthetic model to FILE (memory-mapped, like a downloaded GGUF) and reuse it when it is already there; default: in memory.")
+    Path syntheticFile;
+
+    @Option(names = "-o", paramLabel = "FORMAT", defaultValue = "md", description = "md, csv, json or jsonl (default: ${DEFAULT-VALUE}).")
+    String format;
+
+    @Option(names = "--out", paramLabel = "FILE", description = "Write the results to FILE instead of stdout.")
+    Path out;
+
+    @Option(names = "--probe-mib", paramLabel = "MIB", defaultValue = "0", description = "Size of the bandwidth probe (default: 1024, less on small devices).")
+    long probeMib;
+
+    @Option(names = "--llamacpp-json", paramLabel = "FILE",
+            description = "llama.cpp's numbers for the same model and threads (the JSON of the harness's reference.mjs --sections bench): prints our/llama.cpp ratios on stderr.")
+    Path llamacpp;
 
     @Override
     public Integer call() throws Exception {
-        if (promptTokens < 1 || genTokens < 1 || reps < 1) {
-            throw new IllegalArgumentException("-p, -n and -r must be at least 1");
+        BenchFormat fmt = BenchFormat.parse(format);
+        List<String> devs = Arrays.stream(devices.split(",")).map(String::trim).filter(s -> !s.isEmpty()).toList();
+        BenchPlan plan = new BenchPlan(BenchPlan.list(prompts, "-p"), BenchPlan.list(gens, "-n"), BenchPlan.list(depths, "-d"),
+                BenchPlan.list(sequences, "-b"), reps, devs, model.threads, model.kvCache.equals("f16"), probeMib << 20);
+        double[] ref = llamacpp != null ? llamaCpp(llamacpp) : null;
+        ProgressBar progress = new ProgressBar(System.err, model.quiet);
+        long t0 = System.nanoTime();
+        LoadedModel m;
+        String filename;
+        if (synthetic != null) {
+            if (model.model != null) {
+                throw new IllegalArgumentException("give --model or --synthetic, not both");
+            }
+            SyntheticModels.Choice choice = SyntheticModels.parse(synthetic, syntheticLayers);
+            filename = "synthetic " + choice.label();
+            m = SyntheticModels.load(choice, syntheticFile, 42, progress);
+        } else {
+            Path p = model.model != null ? model.model : ModelOptions.embedded();
+            filename = model.model != null ? model.model.getFileName().toString() : ModelOptions.EMBEDDED;
+            m = Engine.loadModel(p, model.quantizeType(), progress);
         }
-        try (Engine engine = model.load()) {
-            int ctx = promptTokens + genTokens + 8;
-            if (ctx > engine.maxContext()) {
-                throw new IllegalArgumentException("-p + -n exceed the model's context of " + engine.config().contextLength() + " tokens");
-            }
-            int vocab = engine.config().vocabSize();
-            SplittableRandom rnd = new SplittableRandom(12345);
-            int[] prompt = new int[promptTokens];
-            prompt[0] = Math.max(0, engine.model().vocab().bos());
-            for (int i = 1; i < promptTokens; i++) {
-                prompt[i] = rnd.nextInt(Math.min(vocab, 259), Math.max(vocab - 6, 260));
-            }
-            if (!model.quiet) {
-                System.err.println("model: " + model.modelName() + " (" + engine.config().family().label + "), " + engine.backend().description());
-                System.err.println("warming up ...");
-            }
-            run(engine, java.util.Arrays.copyOf(prompt, Math.min(16, promptTokens)), 4);
-            List<double[]> results = new ArrayList<>();
-            for (int r = 0; r < reps; r++) {
-                double[] res = run(engine, prompt, genTokens);
-                results.add(res);
-                if (!model.quiet) {
-                    System.err.printf("rep %d: pp%d %.2f tok/s, tg%d %.2f tok/s%n", r + 1, promptTokens, res[0], genTokens, res[1]);
-                }
-            }
-            double[] pp = results.stream().mapToDouble(a -> a[0]).toArray(), tg = results.stream().mapToDouble(a -> a[1]).toArray();
-            double[] ref = llamacpp != null ? llamaCpp(llamacpp) : null;
-            if (json) {
-                Map<String, Object> o = new LinkedHashMap<>();
-                o.put("model", model.modelName());
-                o.put("backend", engine.backend().description());
-                o.put("prompt_tokens", promptTokens);
-                o.put("gen_tokens", genTokens);
-                o.put("pp_tok_s", pp);
-                o.put("tg_tok_s", tg);
-                o.put("pp_mean", mean(pp));
-                o.put("tg_mean", mean(tg));
-                o.put("pp_median", median(pp));
-                o.put("tg_median", median(tg));
-                if (ref != null) {
-                    o.put("llamacpp_pp_tok_s", ref[0]);
-                    o.put("llamacpp_tg_tok_s", ref[1]);
-                    o.put("pp_ratio", median(pp) / ref[0]);
-                    o.put("tg_ratio", median(tg) / ref[1]);
-                }
-                System.out.println(new ObjectMapper().writeValueAsString(o));
-            } else {
-                System.out.printf("| model | backend | test | tok/s |%n|---|---|---|---|%n");
-                String name = model.model != null ? model.model.getFileName().toString() : ModelOptions.EMBEDDED;
-                System.out.printf("| %s | %s | pp%d | %.2f ± %.2f (median %.2f) |%n", name, engine.backend().description(), promptTokens, mean(pp), sd(pp), median(pp));
-                System.out.printf("| %s | %s | tg%d | %.2f ± %.2f (median %.2f) |%n", name, engine.backend().description(), genTokens, mean(tg), sd(tg), median(tg));
-                if (ref != null) {
-                    System.out.printf("llama.cpp (same model, from %s, median of its reps): pp %.2f tok/s, tg %.2f tok/s%n", llamacpp.getFileName(), ref[0], ref[1]);
-                    System.out.printf("ratio to llama.cpp (median / median): prompt %.2fx, decode %.2fx%n", median(pp) / ref[0], median(tg) / ref[1]);
+        long loadMs = (System.nanoTime() - t0) / 1_000_000;
+        System.err.println("model: " + filename + " (" + m.config().family().label + ", " + m.config().shape() + ")" + (synthetic != null ? ", synthetic: random weights" : "")
+                + ", ready in " + loadMs + " ms");
+        try (m; Writer w = out != null ? Files.newBufferedWriter(out, StandardCharsets.UTF_8) : new OutputStreamWriter(System.out, StandardCharsets.UTF_8);
+             BenchFormat.Sink sink = fmt.open(w)) {
+            List<BenchRow> rows = new BenchRunner(plan, System.err, progress, BuildInfo.commit())
+                    .run(m, new BenchRunner.Source(filename, synthetic != null, loadMs), sink::add);
+            if (ref != null) {
+                for (BenchRow r : rows) {
+                    if (r.ok() && r.nDepth() == 0 && r.nSeq() == 1) {
+                        double ours = Stats.of(r.samplesTs()).median(), theirs = r.nPrompt() > 0 ? ref[0] : ref[1];
+                        System.err.printf(Locale.ROOT, "%s %s: %.2f tok/s, llama.cpp %.2f tok/s (medians): %.2fx%n", r.device(), r.test(), ours, theirs, ours / theirs);
+                    }
                 }
             }
         }
         return 0;
-    }
-
-    /** One rep: prefill the prompt, then greedy-decode n tokens; returns {pp tok/s, tg tok/s}. */
-    private static double[] run(Engine engine, int[] prompt, int n) {
-        try (Session s = engine.newSession(prompt.length + n + 8)) {
-            long t0 = System.nanoTime();
-            float[] l = s.prefill(prompt);
-            long t1 = System.nanoTime();
-            for (int i = 0; i < n; i++) {
-                l = s.append(Sampler.argmax(l));
-            }
-            long t2 = System.nanoTime();
-            return new double[] {prompt.length * 1e9 / (t1 - t0), n * 1e9 / (t2 - t1)};
-        }
     }
 
     /**
@@ -133,29 +135,6 @@ final class BenchCommand implements Callable<Integer> {
             pp[i] = r.path("llama_perf").path("prompt_eval").path("tok_s").asDouble(r.path("prompt_tok_s").asDouble());
             tg[i] = r.path("llama_perf").path("eval").path("tok_s").asDouble(r.path("decode_tok_s").asDouble());
         }
-        return new double[] {median(pp), median(tg)};
-    }
-
-    static double mean(double[] a) {
-        double s = 0;
-        for (double v : a) {
-            s += v;
-        }
-        return s / a.length;
-    }
-
-    static double median(double[] a) {
-        double[] s = a.clone();
-        java.util.Arrays.sort(s);
-        int n = s.length;
-        return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-    }
-
-    static double sd(double[] a) {
-        double m = mean(a), s = 0;
-        for (double v : a) {
-            s += (v - m) * (v - m);
-        }
-        return a.length > 1 ? Math.sqrt(s / (a.length - 1)) : 0;
+        return new double[] {Stats.of(pp).median(), Stats.of(tg).median()};
     }
 }

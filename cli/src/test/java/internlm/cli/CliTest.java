@@ -12,6 +12,7 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -181,13 +182,29 @@ class CliTest {
                   {"llama_perf": {"prompt_eval": {"tok_s": 58.0}, "eval": {"tok_s": 15.0}}}]}}""");
         double[] med = BenchCommand.llamaCpp(ref);
         assertArrayEquals(new double[] {58.0, 15.0}, med, 1e-9);
-        Result r = run("", "bench", "-q", "-p", "8", "-n", "4", "-r", "3", "--llamacpp-json", ref.toString(), "--json");
+        Result r = run("", "bench", "-q", "-p", "8", "-n", "4", "-r", "3", "--devices", "cpu", "-o", "jsonl", "--llamacpp-json", ref.toString());
         assertEquals(0, r.code(), r.err());
-        JsonNode j = new ObjectMapper().readTree(r.out());
-        assertEquals(3, j.get("tg_tok_s").size());
-        assertTrue(j.get("tg_median").asDouble() > 0);
-        assertEquals(j.get("tg_median").asDouble() / 15.0, j.get("tg_ratio").asDouble(), 1e-9);
-        assertEquals(j.get("pp_median").asDouble() / 58.0, j.get("pp_ratio").asDouble(), 1e-9);
+        List<JsonNode> rows = r.out().lines().map(l -> {
+            try {
+                return new ObjectMapper().readTree(l);
+            } catch (Exception e) {
+                throw new AssertionError(l, e);
+            }
+        }).toList();
+        assertEquals(2, rows.size(), r.out());
+        JsonNode pp = rows.get(0), tg = rows.get(1);
+        assertEquals("pp8", pp.get("test").asText());
+        assertEquals("tg4", tg.get("test").asText());
+        assertEquals(3, tg.get("samples_ts").size());
+        assertTrue(tg.get("avg_ts").asDouble() > 0);
+        assertTrue(tg.get("roofline_ts").asDouble() > 0, "decode rows carry the roofline");
+        assertTrue(pp.get("roofline_ts").isNull(), "prompt rows do not");
+        double[] s = new double[3];
+        for (int i = 0; i < 3; i++) {
+            s[i] = tg.get("samples_ts").get(i).asDouble();
+        }
+        java.util.Arrays.sort(s);
+        assertTrue(r.err().contains(String.format(java.util.Locale.ROOT, "cpu tg4: %.2f tok/s, llama.cpp 15.00 tok/s (medians): %.2fx", s[1], s[1] / 15.0)), r.err());
         Result bad = run("", "bench", "-q", "-r", "0");
         assertNotEquals(0, bad.code());
         assertTrue(bad.err().contains("at least 1"), bad.err());

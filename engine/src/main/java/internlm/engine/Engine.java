@@ -124,7 +124,11 @@ public final class Engine implements AutoCloseable {
         return GgufModelLoader.load(path, quantize, progress);
     }
 
-    private static Backend createBackend(LoadedModel model, Options options, Progress progress) {
+    /**
+     * Prepares the backend the options name for an already loaded model (the caller closes it; the model outlives it,
+     * so one model can serve several backends in turn, as the benchmark does).
+     */
+    public static Backend createBackend(LoadedModel model, Options options, Progress progress) {
         String b = options.backend() == null ? "auto" : options.backend();
         int threads = options.threads() > 0 ? options.threads() : Runtime.getRuntime().availableProcessors();
         if (b.equals("auto")) {

@@ -155,4 +155,13 @@ public final class References {
         }
         return out;
     }
+
+    /** What {@link ProbeKernels#probeStreamRead} computes, summed over its partials: the sum of the array (in double). */
+    public static double streamRead(float[] a) {
+        double s = 0;
+        for (float v : a) {
+            s += v;
+        }
+        return s;
+    }
 }

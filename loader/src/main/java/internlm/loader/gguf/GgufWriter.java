@@ -101,6 +101,53 @@ public final class GgufWriter {
 
     public void write(OutputStream os) throws IOException {
         CountingOut out = new CountingOut(os);
+        writeHeader(out);
+        long align = alignment();
+        for (Tensor t : tensors) {
+            long before = out.count;
+            t.bytes.write(out);
+            if (out.count - before != t.byteSize) {
+                throw new IOException("tensor " + t.name + ": wrote " + (out.count - before) + " bytes, expected " + t.byteSize);
+            }
+            out.pad(align);
+        }
+        out.flush();
+    }
+
+    /**
+     * Everything before the tensor data: header, metadata, tensor infos and the padding up to the data section (for
+     * writers that place the tensor bytes themselves, e.g. straight into a mapped file, at {@link #tensorOffsets()}).
+     */
+    public byte[] header() throws IOException {
+        java.io.ByteArrayOutputStream b = new java.io.ByteArrayOutputStream();
+        CountingOut out = new CountingOut(b);
+        writeHeader(out);
+        out.flush();
+        return b.toByteArray();
+    }
+
+    /** Offsets of the tensors' bytes from the start of the data section, in the order they were added. */
+    public long[] tensorOffsets() {
+        long align = alignment();
+        long[] o = new long[tensors.size()];
+        long offset = 0;
+        for (int i = 0; i < o.length; i++) {
+            o[i] = offset;
+            offset = (offset + tensors.get(i).byteSize + align - 1) / align * align;
+        }
+        return o;
+    }
+
+    /** Size of the data section (every tensor, each padded to the alignment). */
+    public long dataSize() {
+        long align = alignment(), offset = 0;
+        for (Tensor t : tensors) {
+            offset = (offset + t.byteSize + align - 1) / align * align;
+        }
+        return offset;
+    }
+
+    private void writeHeader(CountingOut out) throws IOException {
         out.i32(GgufFile.MAGIC);
         out.i32(version);
         out.i64(tensors.size());
@@ -111,27 +158,18 @@ public final class GgufWriter {
             value(out, e.getValue());
         }
         long align = alignment();
-        long offset = 0;
-        for (Tensor t : tensors) {
+        long[] offsets = tensorOffsets();
+        for (int i = 0; i < tensors.size(); i++) {
+            Tensor t = tensors.get(i);
             out.str(t.name);
             out.i32(t.dims.length);
             for (long d : t.dims) {
                 out.i64(d);
             }
             out.i32(t.type.id);
-            out.i64(offset);
-            offset = (offset + t.byteSize + align - 1) / align * align;
+            out.i64(offsets[i]);
         }
         out.pad(align);
-        for (Tensor t : tensors) {
-            long before = out.count;
-            t.bytes.write(out);
-            if (out.count - before != t.byteSize) {
-                throw new IOException("tensor " + t.name + ": wrote " + (out.count - before) + " bytes, expected " + t.byteSize);
-            }
-            out.pad(align);
-        }
-        out.flush();
     }
 
     private static void value(CountingOut out, GgufValue v) throws IOException {
