@@ -44,7 +44,7 @@ final class ServeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         boolean builtIn = ChatCommand.builtInTemplate(chatTemplate);
-        Engine engine = model.load();
+        Engine engine = model.load(parallel);
         OpenAiServer server;
         try {
             int ctx = model.contextFor(engine);

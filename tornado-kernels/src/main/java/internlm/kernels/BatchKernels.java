@@ -82,7 +82,7 @@ public final class BatchKernels {
 
     /** One work-group per row b &lt; meta[count]: out[b] = x[b] · weight / sqrt(mean(x[b]²) + eps). */
     public static void rmsNorm(KernelContext ctx, FloatArray x, FloatArray weight, FloatArray out, IntArray meta, int count, int n, float eps) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         int lid = ctx.localIdx, wg = ctx.localGroupSizeX, b = ctx.groupIdx;
         if (b < meta.get(count)) {
             int o = b * n;
@@ -232,9 +232,9 @@ public final class BatchKernels {
         }
     }
 
-    /** x rounded to the Q8_0 grid as {@link LayerKernels#roundQ8}, every row (rows of n); item: one block of 32. */
-    public static void roundQ8(KernelContext ctx, FloatArray x, FloatArray out, IntArray meta, int n) {
-        int blk = ctx.globalIdx, rows = rows(meta);
+    /** x rounded to the Q8_0 grid as {@link LayerKernels#roundQ8}, rows b &lt; meta[count] (rows of n); item: one block of 32. */
+    public static void roundQ8(KernelContext ctx, FloatArray x, FloatArray out, IntArray meta, int count, int n) {
+        int blk = ctx.globalIdx, rows = meta.get(count);
         int blocks = n >> 5;
         for (int b = 0; b < rows; b++) {
             int ro = b * n;

@@ -13,8 +13,11 @@ package internlm.kernels;
 public final class BatchLayout {
     private BatchLayout() {}
 
-    /** Largest batch (rows per forward pass) the kernels support; the local accumulators are this wide. */
-    public static final int MAX_ROWS = 128;
+    /**
+     * Largest batch (rows per forward pass) the kernels support: the products keep TILE_ROWS × MAX_ROWS accumulators in
+     * local memory (see {@link GemmKernels}); longer prompts run in passes of this many rows.
+     */
+    public static final int MAX_ROWS = 64;
 
     public static final int ROWS = 0;
     public static final int OUT_ROWS = 1;

@@ -29,11 +29,17 @@ public final class GemmKernels {
     /** Output rows per work-group in the batched path. */
     public static final int TILE_ROWS = 8;
     /** Columns per weight/activation tile. */
-    public static final int TILE_DEPTH = 64;
+    public static final int TILE_DEPTH = 32;
     /** Batch rows per activation tile. */
     public static final int TILE_BATCH = 16;
     /** Row stride of the activation tile in local memory (padded against bank conflicts). */
     static final int XS_STRIDE = TILE_DEPTH + 1;
+    /** Most batch rows one launch accumulates (the accumulators of a tile, TILE_ROWS × MAX_BATCH, stay in local memory). */
+    public static final int MAX_BATCH = BatchLayout.MAX_ROWS;
+    // local arrays handed to helper methods are sized for the index scaling described at KernelSupport.REDUCE_LOCAL
+    static final int WT_LOCAL = 4 * TILE_ROWS * TILE_DEPTH + 16;
+    static final int XS_LOCAL = 4 * TILE_BATCH * XS_STRIDE + 16;
+    static final int ACC_LOCAL = 4 * TILE_ROWS * MAX_BATCH + 16;
 
     /** Whether the one-row product path applies. */
     static boolean oneRow(IntArray meta, int n) {
@@ -43,7 +49,7 @@ public final class GemmKernels {
     // ------------------------------------------------------------------ type-independent tile steps
 
     static void clear(KernelContext ctx, float[] acc) {
-        for (int e = ctx.localIdx; e < TILE_ROWS * BatchLayout.MAX_ROWS; e += ctx.localGroupSizeX) {
+        for (int e = ctx.localIdx; e < TILE_ROWS * MAX_BATCH; e += ctx.localGroupSizeX) {
             acc[e] = 0f;
         }
     }
@@ -67,7 +73,7 @@ public final class GemmKernels {
                 int r = j / TILE_BATCH;
                 int b = j - r * TILE_BATCH;
                 if (b < nb) {
-                    int a = r * BatchLayout.MAX_ROWS + c0 + b;
+                    int a = r * MAX_BATCH + c0 + b;
                     float s = acc[a];
                     int wo = r * TILE_DEPTH, xo = b * XS_STRIDE;
                     for (int k = 0; k < TILE_DEPTH; k++) {
@@ -96,7 +102,7 @@ public final class GemmKernels {
                 int r = j / TILE_BATCH;
                 int b = j - r * TILE_BATCH;
                 if (b < nb) {
-                    int a = r * BatchLayout.MAX_ROWS + c0 + b;
+                    int a = r * MAX_BATCH + c0 + b;
                     float s = acc[a], s2 = acc2[a];
                     int wo = r * TILE_DEPTH, xo = b * XS_STRIDE;
                     for (int k = 0; k < TILE_DEPTH; k++) {
@@ -119,7 +125,7 @@ public final class GemmKernels {
             int b = e - r * n;
             int row = row0 + r;
             if (row < rows) {
-                float t = acc[r * BatchLayout.MAX_ROWS + b];
+                float t = acc[r * MAX_BATCH + b];
                 int o = b * rows + row;
                 y.set(o, residual != 0 ? y.get(o) + t : t);
             }
@@ -132,7 +138,7 @@ public final class GemmKernels {
             int b = e - r * n;
             int row = row0 + r;
             if (row < rows) {
-                int a = r * BatchLayout.MAX_ROWS + b;
+                int a = r * MAX_BATCH + b;
                 h.set(b * rows + row, MatVecKernels.silu(accG[a]) * accU[a]);
             }
         }
@@ -265,10 +271,10 @@ public final class GemmKernels {
     // ------------------------------------------------------------------ Y = X·Wᵀ (residual != 0: Y += X·Wᵀ); n = meta[count]
 
     public static void gemmF32(KernelContext ctx, FloatArray w, FloatArray x, FloatArray y, IntArray meta, int count, int rows, int cols, int residual) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
-        float[] wt = ctx.allocateFloatLocalArray(TILE_ROWS * TILE_DEPTH);
-        float[] xs = ctx.allocateFloatLocalArray(TILE_BATCH * XS_STRIDE);
-        float[] acc = ctx.allocateFloatLocalArray(TILE_ROWS * BatchLayout.MAX_ROWS);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
+        float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
+        float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(count), g = ctx.groupIdx;
         if (oneRow(meta, n)) {
             float t = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF32(w, x, g, cols, ctx.localIdx, ctx.localGroupSizeX) : 0f);
@@ -281,10 +287,10 @@ public final class GemmKernels {
     }
 
     public static void gemmF16(KernelContext ctx, HalfFloatArray w, FloatArray x, FloatArray y, IntArray meta, int count, int rows, int cols, int residual) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
-        float[] wt = ctx.allocateFloatLocalArray(TILE_ROWS * TILE_DEPTH);
-        float[] xs = ctx.allocateFloatLocalArray(TILE_BATCH * XS_STRIDE);
-        float[] acc = ctx.allocateFloatLocalArray(TILE_ROWS * BatchLayout.MAX_ROWS);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
+        float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
+        float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(count), g = ctx.groupIdx;
         if (oneRow(meta, n)) {
             float t = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF16(w, x, g, cols, ctx.localIdx, ctx.localGroupSizeX) : 0f);
@@ -297,10 +303,10 @@ public final class GemmKernels {
     }
 
     public static void gemmF16Bits(KernelContext ctx, ShortArray w, FloatArray pow2, FloatArray x, FloatArray y, IntArray meta, int count, int rows, int cols, int residual) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
-        float[] wt = ctx.allocateFloatLocalArray(TILE_ROWS * TILE_DEPTH);
-        float[] xs = ctx.allocateFloatLocalArray(TILE_BATCH * XS_STRIDE);
-        float[] acc = ctx.allocateFloatLocalArray(TILE_ROWS * BatchLayout.MAX_ROWS);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
+        float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
+        float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(count), g = ctx.groupIdx;
         if (oneRow(meta, n)) {
             float t = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF16Bits(w, pow2, x, g, cols, ctx.localIdx, ctx.localGroupSizeX) : 0f);
@@ -313,10 +319,10 @@ public final class GemmKernels {
     }
 
     public static void gemmQ8(KernelContext ctx, IntArray q, FloatArray s, FloatArray x, FloatArray y, IntArray meta, int count, int rows, int cols, int residual) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
-        float[] wt = ctx.allocateFloatLocalArray(TILE_ROWS * TILE_DEPTH);
-        float[] xs = ctx.allocateFloatLocalArray(TILE_BATCH * XS_STRIDE);
-        float[] acc = ctx.allocateFloatLocalArray(TILE_ROWS * BatchLayout.MAX_ROWS);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
+        float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
+        float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(count), g = ctx.groupIdx;
         if (oneRow(meta, n)) {
             float t = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialQ8(q, s, x, g, cols, ctx.localIdx, ctx.localGroupSizeX) : 0f);
@@ -329,10 +335,10 @@ public final class GemmKernels {
     }
 
     public static void gemmQ4(KernelContext ctx, IntArray q, FloatArray s, FloatArray x, FloatArray y, IntArray meta, int count, int rows, int cols, int residual) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
-        float[] wt = ctx.allocateFloatLocalArray(TILE_ROWS * TILE_DEPTH);
-        float[] xs = ctx.allocateFloatLocalArray(TILE_BATCH * XS_STRIDE);
-        float[] acc = ctx.allocateFloatLocalArray(TILE_ROWS * BatchLayout.MAX_ROWS);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
+        float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
+        float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(count), g = ctx.groupIdx;
         if (oneRow(meta, n)) {
             float t = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialQ4(q, s, x, g, cols, ctx.localIdx, ctx.localGroupSizeX) : 0f);
@@ -349,10 +355,10 @@ public final class GemmKernels {
 
     public static void qkvF32(KernelContext ctx, FloatArray wq, FloatArray wk, FloatArray wv, FloatArray x,
                               FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
-        float[] wt = ctx.allocateFloatLocalArray(TILE_ROWS * TILE_DEPTH);
-        float[] xs = ctx.allocateFloatLocalArray(TILE_BATCH * XS_STRIDE);
-        float[] acc = ctx.allocateFloatLocalArray(TILE_ROWS * BatchLayout.MAX_ROWS);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
+        float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
+        float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         int tq = tiles(qRows), tk = tiles(kvRows);
         if (oneRow(meta, n)) {
@@ -379,10 +385,10 @@ public final class GemmKernels {
 
     public static void qkvF16(KernelContext ctx, HalfFloatArray wq, HalfFloatArray wk, HalfFloatArray wv, FloatArray x,
                               FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
-        float[] wt = ctx.allocateFloatLocalArray(TILE_ROWS * TILE_DEPTH);
-        float[] xs = ctx.allocateFloatLocalArray(TILE_BATCH * XS_STRIDE);
-        float[] acc = ctx.allocateFloatLocalArray(TILE_ROWS * BatchLayout.MAX_ROWS);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
+        float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
+        float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         int tq = tiles(qRows), tk = tiles(kvRows);
         if (oneRow(meta, n)) {
@@ -409,10 +415,10 @@ public final class GemmKernels {
 
     public static void qkvF16Bits(KernelContext ctx, ShortArray wq, ShortArray wk, ShortArray wv, FloatArray pow2, FloatArray x,
                                   FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
-        float[] wt = ctx.allocateFloatLocalArray(TILE_ROWS * TILE_DEPTH);
-        float[] xs = ctx.allocateFloatLocalArray(TILE_BATCH * XS_STRIDE);
-        float[] acc = ctx.allocateFloatLocalArray(TILE_ROWS * BatchLayout.MAX_ROWS);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
+        float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
+        float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         int tq = tiles(qRows), tk = tiles(kvRows);
         if (oneRow(meta, n)) {
@@ -439,10 +445,10 @@ public final class GemmKernels {
 
     public static void qkvQ8(KernelContext ctx, IntArray wq, FloatArray sq, IntArray wk, FloatArray sk, IntArray wv, FloatArray sv,
                              FloatArray x, FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
-        float[] wt = ctx.allocateFloatLocalArray(TILE_ROWS * TILE_DEPTH);
-        float[] xs = ctx.allocateFloatLocalArray(TILE_BATCH * XS_STRIDE);
-        float[] acc = ctx.allocateFloatLocalArray(TILE_ROWS * BatchLayout.MAX_ROWS);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
+        float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
+        float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         int tq = tiles(qRows), tk = tiles(kvRows);
         if (oneRow(meta, n)) {
@@ -469,10 +475,10 @@ public final class GemmKernels {
 
     public static void qkvQ4(KernelContext ctx, IntArray wq, FloatArray sq, IntArray wk, FloatArray sk, IntArray wv, FloatArray sv,
                              FloatArray x, FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
-        float[] wt = ctx.allocateFloatLocalArray(TILE_ROWS * TILE_DEPTH);
-        float[] xs = ctx.allocateFloatLocalArray(TILE_BATCH * XS_STRIDE);
-        float[] acc = ctx.allocateFloatLocalArray(TILE_ROWS * BatchLayout.MAX_ROWS);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
+        float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
+        float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         int tq = tiles(qRows), tk = tiles(kvRows);
         if (oneRow(meta, n)) {
@@ -510,12 +516,12 @@ public final class GemmKernels {
     // ------------------------------------------------------------------ fused SwiGLU: H = silu(X·Wgᵀ) ⊙ (X·Wuᵀ), n = meta[ROWS]
 
     public static void swigluF32(KernelContext ctx, FloatArray wg, FloatArray wu, FloatArray x, FloatArray h, IntArray meta, int rows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
-        float[] wt = ctx.allocateFloatLocalArray(TILE_ROWS * TILE_DEPTH);
-        float[] wt2 = ctx.allocateFloatLocalArray(TILE_ROWS * TILE_DEPTH);
-        float[] xs = ctx.allocateFloatLocalArray(TILE_BATCH * XS_STRIDE);
-        float[] acc = ctx.allocateFloatLocalArray(TILE_ROWS * BatchLayout.MAX_ROWS);
-        float[] acc2 = ctx.allocateFloatLocalArray(TILE_ROWS * BatchLayout.MAX_ROWS);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
+        float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] wt2 = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
+        float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
+        float[] acc2 = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, ls = ctx.localGroupSizeX;
         if (oneRow(meta, n)) {
             float a = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF32(wg, x, g, cols, lid, ls) : 0f);
@@ -537,12 +543,12 @@ public final class GemmKernels {
     }
 
     public static void swigluF16(KernelContext ctx, HalfFloatArray wg, HalfFloatArray wu, FloatArray x, FloatArray h, IntArray meta, int rows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
-        float[] wt = ctx.allocateFloatLocalArray(TILE_ROWS * TILE_DEPTH);
-        float[] wt2 = ctx.allocateFloatLocalArray(TILE_ROWS * TILE_DEPTH);
-        float[] xs = ctx.allocateFloatLocalArray(TILE_BATCH * XS_STRIDE);
-        float[] acc = ctx.allocateFloatLocalArray(TILE_ROWS * BatchLayout.MAX_ROWS);
-        float[] acc2 = ctx.allocateFloatLocalArray(TILE_ROWS * BatchLayout.MAX_ROWS);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
+        float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] wt2 = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
+        float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
+        float[] acc2 = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, ls = ctx.localGroupSizeX;
         if (oneRow(meta, n)) {
             float a = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF16(wg, x, g, cols, lid, ls) : 0f);
@@ -564,12 +570,12 @@ public final class GemmKernels {
     }
 
     public static void swigluF16Bits(KernelContext ctx, ShortArray wg, ShortArray wu, FloatArray pow2, FloatArray x, FloatArray h, IntArray meta, int rows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
-        float[] wt = ctx.allocateFloatLocalArray(TILE_ROWS * TILE_DEPTH);
-        float[] wt2 = ctx.allocateFloatLocalArray(TILE_ROWS * TILE_DEPTH);
-        float[] xs = ctx.allocateFloatLocalArray(TILE_BATCH * XS_STRIDE);
-        float[] acc = ctx.allocateFloatLocalArray(TILE_ROWS * BatchLayout.MAX_ROWS);
-        float[] acc2 = ctx.allocateFloatLocalArray(TILE_ROWS * BatchLayout.MAX_ROWS);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
+        float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] wt2 = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
+        float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
+        float[] acc2 = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, ls = ctx.localGroupSizeX;
         if (oneRow(meta, n)) {
             float a = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF16Bits(wg, pow2, x, g, cols, lid, ls) : 0f);
@@ -591,12 +597,12 @@ public final class GemmKernels {
     }
 
     public static void swigluQ8(KernelContext ctx, IntArray wg, FloatArray sg, IntArray wu, FloatArray su, FloatArray x, FloatArray h, IntArray meta, int rows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
-        float[] wt = ctx.allocateFloatLocalArray(TILE_ROWS * TILE_DEPTH);
-        float[] wt2 = ctx.allocateFloatLocalArray(TILE_ROWS * TILE_DEPTH);
-        float[] xs = ctx.allocateFloatLocalArray(TILE_BATCH * XS_STRIDE);
-        float[] acc = ctx.allocateFloatLocalArray(TILE_ROWS * BatchLayout.MAX_ROWS);
-        float[] acc2 = ctx.allocateFloatLocalArray(TILE_ROWS * BatchLayout.MAX_ROWS);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
+        float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] wt2 = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
+        float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
+        float[] acc2 = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, ls = ctx.localGroupSizeX;
         if (oneRow(meta, n)) {
             float a = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialQ8(wg, sg, x, g, cols, lid, ls) : 0f);
@@ -618,12 +624,12 @@ public final class GemmKernels {
     }
 
     public static void swigluQ4(KernelContext ctx, IntArray wg, FloatArray sg, IntArray wu, FloatArray su, FloatArray x, FloatArray h, IntArray meta, int rows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
-        float[] wt = ctx.allocateFloatLocalArray(TILE_ROWS * TILE_DEPTH);
-        float[] wt2 = ctx.allocateFloatLocalArray(TILE_ROWS * TILE_DEPTH);
-        float[] xs = ctx.allocateFloatLocalArray(TILE_BATCH * XS_STRIDE);
-        float[] acc = ctx.allocateFloatLocalArray(TILE_ROWS * BatchLayout.MAX_ROWS);
-        float[] acc2 = ctx.allocateFloatLocalArray(TILE_ROWS * BatchLayout.MAX_ROWS);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
+        float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] wt2 = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
+        float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
+        float[] acc2 = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, ls = ctx.localGroupSizeX;
         if (oneRow(meta, n)) {
             float a = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialQ4(wg, sg, x, g, cols, lid, ls) : 0f);

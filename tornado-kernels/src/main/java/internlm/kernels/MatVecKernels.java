@@ -92,7 +92,7 @@ public final class MatVecKernels {
     // ------------------------------------------------------------------ y = W·x
 
     public static void matvecF32(KernelContext ctx, FloatArray w, FloatArray x, FloatArray y, int rows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         int row = ctx.groupIdx;
         float p = row < rows ? partialF32(w, x, row, cols, ctx.localIdx, ctx.localGroupSizeX) : 0f;
         float t = KernelSupport.reduceSum(ctx, red, p);
@@ -102,7 +102,7 @@ public final class MatVecKernels {
     }
 
     public static void matvecF16(KernelContext ctx, HalfFloatArray w, FloatArray x, FloatArray y, int rows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         int row = ctx.groupIdx;
         float p = row < rows ? partialF16(w, x, row, cols, ctx.localIdx, ctx.localGroupSizeX) : 0f;
         float t = KernelSupport.reduceSum(ctx, red, p);
@@ -112,7 +112,7 @@ public final class MatVecKernels {
     }
 
     public static void matvecQ8(KernelContext ctx, IntArray q, FloatArray s, FloatArray x, FloatArray y, int rows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         int row = ctx.groupIdx;
         float p = row < rows ? partialQ8(q, s, x, row, cols, ctx.localIdx, ctx.localGroupSizeX) : 0f;
         float t = KernelSupport.reduceSum(ctx, red, p);
@@ -122,7 +122,7 @@ public final class MatVecKernels {
     }
 
     public static void matvecQ4(KernelContext ctx, IntArray q, FloatArray s, FloatArray x, FloatArray y, int rows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         int row = ctx.groupIdx;
         float p = row < rows ? partialQ4(q, s, x, row, cols, ctx.localIdx, ctx.localGroupSizeX) : 0f;
         float t = KernelSupport.reduceSum(ctx, red, p);
@@ -132,7 +132,7 @@ public final class MatVecKernels {
     }
 
     public static void matvecF16Bits(KernelContext ctx, ShortArray w, FloatArray pow2, FloatArray x, FloatArray y, int rows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         int row = ctx.groupIdx;
         float p = row < rows ? partialF16Bits(w, pow2, x, row, cols, ctx.localIdx, ctx.localGroupSizeX) : 0f;
         float t = KernelSupport.reduceSum(ctx, red, p);
@@ -144,7 +144,7 @@ public final class MatVecKernels {
     // ------------------------------------------------------------------ y += W·x (output projection, down projection)
 
     public static void matvecResidualF16Bits(KernelContext ctx, ShortArray w, FloatArray pow2, FloatArray x, FloatArray y, int rows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         int row = ctx.groupIdx;
         float p = row < rows ? partialF16Bits(w, pow2, x, row, cols, ctx.localIdx, ctx.localGroupSizeX) : 0f;
         float t = KernelSupport.reduceSum(ctx, red, p);
@@ -154,7 +154,7 @@ public final class MatVecKernels {
     }
 
     public static void matvecResidualF32(KernelContext ctx, FloatArray w, FloatArray x, FloatArray y, int rows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         int row = ctx.groupIdx;
         float p = row < rows ? partialF32(w, x, row, cols, ctx.localIdx, ctx.localGroupSizeX) : 0f;
         float t = KernelSupport.reduceSum(ctx, red, p);
@@ -164,7 +164,7 @@ public final class MatVecKernels {
     }
 
     public static void matvecResidualF16(KernelContext ctx, HalfFloatArray w, FloatArray x, FloatArray y, int rows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         int row = ctx.groupIdx;
         float p = row < rows ? partialF16(w, x, row, cols, ctx.localIdx, ctx.localGroupSizeX) : 0f;
         float t = KernelSupport.reduceSum(ctx, red, p);
@@ -174,7 +174,7 @@ public final class MatVecKernels {
     }
 
     public static void matvecResidualQ8(KernelContext ctx, IntArray q, FloatArray s, FloatArray x, FloatArray y, int rows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         int row = ctx.groupIdx;
         float p = row < rows ? partialQ8(q, s, x, row, cols, ctx.localIdx, ctx.localGroupSizeX) : 0f;
         float t = KernelSupport.reduceSum(ctx, red, p);
@@ -184,7 +184,7 @@ public final class MatVecKernels {
     }
 
     public static void matvecResidualQ4(KernelContext ctx, IntArray q, FloatArray s, FloatArray x, FloatArray y, int rows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         int row = ctx.groupIdx;
         float p = row < rows ? partialQ4(q, s, x, row, cols, ctx.localIdx, ctx.localGroupSizeX) : 0f;
         float t = KernelSupport.reduceSum(ctx, red, p);
@@ -197,7 +197,7 @@ public final class MatVecKernels {
 
     public static void qkvF32(KernelContext ctx, FloatArray wq, FloatArray wk, FloatArray wv, FloatArray x,
                               FloatArray q, FloatArray k, FloatArray v, int qRows, int kvRows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         int g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         float p = 0f;
         if (g < qRows) {
@@ -221,7 +221,7 @@ public final class MatVecKernels {
 
     public static void qkvF16(KernelContext ctx, HalfFloatArray wq, HalfFloatArray wk, HalfFloatArray wv, FloatArray x,
                               FloatArray q, FloatArray k, FloatArray v, int qRows, int kvRows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         int g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         float p = 0f;
         if (g < qRows) {
@@ -245,7 +245,7 @@ public final class MatVecKernels {
 
     public static void qkvF16Bits(KernelContext ctx, ShortArray wq, ShortArray wk, ShortArray wv, FloatArray pow2, FloatArray x,
                                   FloatArray q, FloatArray k, FloatArray v, int qRows, int kvRows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         int g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         float p = 0f;
         if (g < qRows) {
@@ -269,7 +269,7 @@ public final class MatVecKernels {
 
     public static void qkvQ8(KernelContext ctx, IntArray wq, FloatArray sq, IntArray wk, FloatArray sk, IntArray wv, FloatArray sv,
                              FloatArray x, FloatArray q, FloatArray k, FloatArray v, int qRows, int kvRows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         int g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         float p = 0f;
         if (g < qRows) {
@@ -293,7 +293,7 @@ public final class MatVecKernels {
 
     public static void qkvQ4(KernelContext ctx, IntArray wq, FloatArray sq, IntArray wk, FloatArray sk, IntArray wv, FloatArray sv,
                              FloatArray x, FloatArray q, FloatArray k, FloatArray v, int qRows, int kvRows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         int g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         float p = 0f;
         if (g < qRows) {
@@ -322,7 +322,7 @@ public final class MatVecKernels {
     }
 
     public static void swigluF32(KernelContext ctx, FloatArray wg, FloatArray wu, FloatArray x, FloatArray h, int rows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         int row = ctx.groupIdx, lid = ctx.localIdx, n = ctx.localGroupSizeX;
         float g = KernelSupport.reduceSum(ctx, red, row < rows ? partialF32(wg, x, row, cols, lid, n) : 0f);
         float u = KernelSupport.reduceSum(ctx, red, row < rows ? partialF32(wu, x, row, cols, lid, n) : 0f);
@@ -332,7 +332,7 @@ public final class MatVecKernels {
     }
 
     public static void swigluF16(KernelContext ctx, HalfFloatArray wg, HalfFloatArray wu, FloatArray x, FloatArray h, int rows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         int row = ctx.groupIdx, lid = ctx.localIdx, n = ctx.localGroupSizeX;
         float g = KernelSupport.reduceSum(ctx, red, row < rows ? partialF16(wg, x, row, cols, lid, n) : 0f);
         float u = KernelSupport.reduceSum(ctx, red, row < rows ? partialF16(wu, x, row, cols, lid, n) : 0f);
@@ -342,7 +342,7 @@ public final class MatVecKernels {
     }
 
     public static void swigluF16Bits(KernelContext ctx, ShortArray wg, ShortArray wu, FloatArray pow2, FloatArray x, FloatArray h, int rows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         int row = ctx.groupIdx, lid = ctx.localIdx, n = ctx.localGroupSizeX;
         float g = KernelSupport.reduceSum(ctx, red, row < rows ? partialF16Bits(wg, pow2, x, row, cols, lid, n) : 0f);
         float u = KernelSupport.reduceSum(ctx, red, row < rows ? partialF16Bits(wu, pow2, x, row, cols, lid, n) : 0f);
@@ -352,7 +352,7 @@ public final class MatVecKernels {
     }
 
     public static void swigluQ8(KernelContext ctx, IntArray wg, FloatArray sg, IntArray wu, FloatArray su, FloatArray x, FloatArray h, int rows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         int row = ctx.groupIdx, lid = ctx.localIdx, n = ctx.localGroupSizeX;
         float g = KernelSupport.reduceSum(ctx, red, row < rows ? partialQ8(wg, sg, x, row, cols, lid, n) : 0f);
         float u = KernelSupport.reduceSum(ctx, red, row < rows ? partialQ8(wu, su, x, row, cols, lid, n) : 0f);
@@ -362,7 +362,7 @@ public final class MatVecKernels {
     }
 
     public static void swigluQ4(KernelContext ctx, IntArray wg, FloatArray sg, IntArray wu, FloatArray su, FloatArray x, FloatArray h, int rows, int cols) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         int row = ctx.groupIdx, lid = ctx.localIdx, n = ctx.localGroupSizeX;
         float g = KernelSupport.reduceSum(ctx, red, row < rows ? partialQ4(wg, sg, x, row, cols, lid, n) : 0f);
         float u = KernelSupport.reduceSum(ctx, red, row < rows ? partialQ4(wu, su, x, row, cols, lid, n) : 0f);

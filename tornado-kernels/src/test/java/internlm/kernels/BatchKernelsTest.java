@@ -104,7 +104,7 @@ class BatchKernelsTest {
         float[] x = randomFloats(r, n * dim, 3), w = randomFloats(r, dim, 1), bias = randomFloats(r, dim, 1);
         FloatArray xa = fa(x), out = new FloatArray(n * dim), rounded = new FloatArray(n * dim), biased = fa(x);
         WorkGroupEmulator.run(BatchLayout.MAX_ROWS * 32, 32, ctx -> BatchKernels.rmsNorm(ctx, xa, fa(w), out, meta, BatchLayout.ROWS, dim, 1e-5f));
-        WorkGroupEmulator.run(WorkGroupEmulator.global(dim / 32 + 1, 8), 8, ctx -> BatchKernels.roundQ8(ctx, xa, rounded, meta, dim));
+        WorkGroupEmulator.run(WorkGroupEmulator.global(dim / 32 + 1, 8), 8, ctx -> BatchKernels.roundQ8(ctx, xa, rounded, meta, BatchLayout.ROWS, dim));
         WorkGroupEmulator.run(WorkGroupEmulator.global(dim, 32), 32, ctx -> BatchKernels.addBias(ctx, biased, fa(bias), meta, dim));
         for (int b = 0; b < n; b++) {
             float[] xb = java.util.Arrays.copyOfRange(x, b * dim, (b + 1) * dim);
