@@ -4,6 +4,9 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import internlm.engine.Engine;
 import internlm.engine.generate.Session;
+import internlm.engine.model.Backend;
+import internlm.engine.model.Batch;
+import internlm.engine.model.Rope;
 import internlm.engine.sampling.Sampler;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -39,12 +42,16 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print one JSON object.")
     boolean json;
 
+    @Option(names = {"-s", "--sequences"}, defaultValue = "1",
+            description = "Also decode this many sequences together (one batch of one row per sequence per step) and report the aggregate decode tok/s (default: ${DEFAULT-VALUE}: only the single-sequence test).")
+    int sequences;
+
     @Override
     public Integer call() throws Exception {
-        if (promptTokens < 1 || genTokens < 1 || reps < 1) {
-            throw new IllegalArgumentException("-p, -n and -r must be at least 1");
+        if (promptTokens < 1 || genTokens < 1 || reps < 1 || sequences < 1) {
+            throw new IllegalArgumentException("-p, -n, -r and --sequences must be at least 1");
         }
-        try (Engine engine = model.load()) {
+        try (Engine engine = model.load(sequences)) {
             int ctx = promptTokens + genTokens + 8;
             if (ctx > engine.maxContext()) {
                 throw new IllegalArgumentException("-p + -n exceed the model's context of " + engine.config().contextLength() + " tokens");
@@ -70,6 +77,13 @@ final class BenchCommand implements Callable<Integer> {
                 }
             }
             double[] pp = results.stream().mapToDouble(a -> a[0]).toArray(), tg = results.stream().mapToDouble(a -> a[1]).toArray();
+            double[] agg = new double[sequences > 1 ? reps : 0];
+            for (int r = 0; r < agg.length; r++) {
+                agg[r] = decodeTogether(engine, java.util.Arrays.copyOf(prompt, Math.min(16, promptTokens)), genTokens, sequences);
+                if (!model.quiet) {
+                    System.err.printf("rep %d: %d sequences decoding together: %.2f tok/s in all%n", r + 1, sequences, agg[r]);
+                }
+            }
             double[] ref = llamacpp != null ? llamaCpp(llamacpp) : null;
             if (json) {
                 Map<String, Object> o = new LinkedHashMap<>();
@@ -83,6 +97,11 @@ final class BenchCommand implements Callable<Integer> {
                 o.put("tg_mean", mean(tg));
                 o.put("pp_median", median(pp));
                 o.put("tg_median", median(tg));
+                if (agg.length > 0) {
+                    o.put("sequences", sequences);
+                    o.put("tg_aggregate_tok_s", agg);
+                    o.put("tg_aggregate_median", median(agg));
+                }
                 if (ref != null) {
                     o.put("llamacpp_pp_tok_s", ref[0]);
                     o.put("llamacpp_tg_tok_s", ref[1]);
@@ -95,6 +114,10 @@ final class BenchCommand implements Callable<Integer> {
                 String name = model.model != null ? model.model.getFileName().toString() : ModelOptions.EMBEDDED;
                 System.out.printf("| %s | %s | pp%d | %.2f ± %.2f (median %.2f) |%n", name, engine.backend().description(), promptTokens, mean(pp), sd(pp), median(pp));
                 System.out.printf("| %s | %s | tg%d | %.2f ± %.2f (median %.2f) |%n", name, engine.backend().description(), genTokens, mean(tg), sd(tg), median(tg));
+                if (agg.length > 0) {
+                    System.out.printf("| %s | %s | tg%d × %d sequences (aggregate) | %.2f ± %.2f (median %.2f) |%n", name, engine.backend().description(), genTokens, sequences,
+                            mean(agg), sd(agg), median(agg));
+                }
                 if (ref != null) {
                     System.out.printf("llama.cpp (same model, from %s, median of its reps): pp %.2f tok/s, tg %.2f tok/s%n", llamacpp.getFileName(), ref[0], ref[1]);
                     System.out.printf("ratio to llama.cpp (median / median): prompt %.2fx, decode %.2fx%n", median(pp) / ref[0], median(tg) / ref[1]);
@@ -115,6 +138,49 @@ final class BenchCommand implements Callable<Integer> {
             }
             long t2 = System.nanoTime();
             return new double[] {prompt.length * 1e9 / (t1 - t0), n * 1e9 / (t2 - t1)};
+        }
+    }
+
+    /**
+     * {@code count} sequences, each prefilled with the prompt (its first token varied), then {@code n} greedy steps with
+     * one batch of one row per sequence; returns the aggregate decode tok/s (count · n / time).
+     */
+    private static double decodeTogether(Engine engine, int[] prompt, int n, int count) {
+        Backend backend = engine.backend();
+        Backend.Sequence[] seqs = new Backend.Sequence[count];
+        try {
+            int[] next = new int[count];
+            int capacity = prompt.length + n + 8;
+            for (int s = 0; s < count; s++) {
+                seqs[s] = backend.openSequence(capacity);
+                int[] p = prompt.clone();
+                p[p.length - 1] = (p[p.length - 1] + s) % engine.config().vocabSize();
+                Batch b = new Batch(p.length);
+                for (int i = 0; i < p.length; i++) {
+                    b.add(seqs[s], i, p[i], Rope.base(engine.config(), p.length), i == p.length - 1 ? Batch.Output.ARGMAX : Batch.Output.NONE, null);
+                }
+                backend.forward(b);
+                next[s] = b.argmax(p.length - 1);
+            }
+            Batch b = new Batch(count);
+            long t0 = System.nanoTime();
+            for (int step = 0; step < n; step++) {
+                b.clear();
+                for (int s = 0; s < count; s++) {
+                    b.add(seqs[s], prompt.length + step, next[s], Rope.base(engine.config(), prompt.length + step + 1), Batch.Output.ARGMAX, null);
+                }
+                backend.forward(b);
+                for (int s = 0; s < count; s++) {
+                    next[s] = b.argmax(s);
+                }
+            }
+            return (double) count * n * 1e9 / (System.nanoTime() - t0);
+        } finally {
+            for (Backend.Sequence s : seqs) {
+                if (s != null) {
+                    s.close();
+                }
+            }
         }
     }
 
