@@ -42,16 +42,16 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print one JSON object.")
     boolean json;
 
-    @Option(names = {"-s", "--sequences"}, defaultValue = "1",
-            description = "Also decode this many sequences together (one batch of one row per sequence per step) and report the aggregate decode tok/s (default: ${DEFAULT-VALUE}: only the single-sequence test).")
-    int sequences;
+    @Option(names = {"-s", "--sequences"}, paramLabel = "N[,N...]", split = ",",
+            description = "Also decode N sequences together (one batch of one row per sequence per step) and report the aggregate decode tok/s, for each N given (e.g. -s 4,16). Default: only the single-sequence test.")
+    List<Integer> sequences = new ArrayList<>();
 
     @Override
     public Integer call() throws Exception {
-        if (promptTokens < 1 || genTokens < 1 || reps < 1 || sequences < 1) {
+        if (promptTokens < 1 || genTokens < 1 || reps < 1 || sequences.stream().anyMatch(n -> n < 1)) {
             throw new IllegalArgumentException("-p, -n, -r and --sequences must be at least 1");
         }
-        try (Engine engine = model.load(sequences)) {
+        try (Engine engine = model.load(sequences.stream().mapToInt(Integer::intValue).max().orElse(1))) {
             int ctx = promptTokens + genTokens + 8;
             if (ctx > engine.maxContext()) {
                 throw new IllegalArgumentException("-p + -n exceed the model's context of " + engine.config().contextLength() + " tokens");
@@ -77,12 +77,16 @@ final class BenchCommand implements Callable<Integer> {
                 }
             }
             double[] pp = results.stream().mapToDouble(a -> a[0]).toArray(), tg = results.stream().mapToDouble(a -> a[1]).toArray();
-            double[] agg = new double[sequences > 1 ? reps : 0];
-            for (int r = 0; r < agg.length; r++) {
-                agg[r] = decodeTogether(engine, java.util.Arrays.copyOf(prompt, Math.min(16, promptTokens)), genTokens, sequences);
-                if (!model.quiet) {
-                    System.err.printf("rep %d: %d sequences decoding together: %.2f tok/s in all%n", r + 1, sequences, agg[r]);
+            Map<Integer, double[]> together = new LinkedHashMap<>();
+            for (int count : sequences) {
+                double[] agg = new double[reps];
+                for (int r = 0; r < reps; r++) {
+                    agg[r] = decodeTogether(engine, java.util.Arrays.copyOf(prompt, Math.min(16, promptTokens)), genTokens, count);
+                    if (!model.quiet) {
+                        System.err.printf("rep %d: %d sequences decoding together: %.2f tok/s in all%n", r + 1, count, agg[r]);
+                    }
                 }
+                together.put(count, agg);
             }
             double[] ref = llamacpp != null ? llamaCpp(llamacpp) : null;
             if (json) {
@@ -97,10 +101,9 @@ final class BenchCommand implements Callable<Integer> {
                 o.put("tg_mean", mean(tg));
                 o.put("pp_median", median(pp));
                 o.put("tg_median", median(tg));
-                if (agg.length > 0) {
-                    o.put("sequences", sequences);
-                    o.put("tg_aggregate_tok_s", agg);
-                    o.put("tg_aggregate_median", median(agg));
+                for (Map.Entry<Integer, double[]> e : together.entrySet()) {
+                    o.put("tg_x" + e.getKey() + "_aggregate_tok_s", e.getValue());
+                    o.put("tg_x" + e.getKey() + "_aggregate_median", median(e.getValue()));
                 }
                 if (ref != null) {
                     o.put("llamacpp_pp_tok_s", ref[0]);
@@ -114,9 +117,10 @@ final class BenchCommand implements Callable<Integer> {
                 String name = model.model != null ? model.model.getFileName().toString() : ModelOptions.EMBEDDED;
                 System.out.printf("| %s | %s | pp%d | %.2f ± %.2f (median %.2f) |%n", name, engine.backend().description(), promptTokens, mean(pp), sd(pp), median(pp));
                 System.out.printf("| %s | %s | tg%d | %.2f ± %.2f (median %.2f) |%n", name, engine.backend().description(), genTokens, mean(tg), sd(tg), median(tg));
-                if (agg.length > 0) {
-                    System.out.printf("| %s | %s | tg%d × %d sequences (aggregate) | %.2f ± %.2f (median %.2f) |%n", name, engine.backend().description(), genTokens, sequences,
-                            mean(agg), sd(agg), median(agg));
+                for (Map.Entry<Integer, double[]> e : together.entrySet()) {
+                    double[] agg = e.getValue();
+                    System.out.printf("| %s | %s | tg%d × %d sequences (aggregate) | %.2f ± %.2f (median %.2f) |%n", name, engine.backend().description(), genTokens,
+                            e.getKey(), mean(agg), sd(agg), median(agg));
                 }
                 if (ref != null) {
                     System.out.printf("llama.cpp (same model, from %s, median of its reps): pp %.2f tok/s, tg %.2f tok/s%n", llamacpp.getFileName(), ref[0], ref[1]);
