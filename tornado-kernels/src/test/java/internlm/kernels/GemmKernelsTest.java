@@ -49,8 +49,8 @@ class GemmKernelsTest {
     }
 
     @ParameterizedTest
-    @CsvSource({"F32,37,75,3,32", "F32,9,130,17,64", "F16,13,96,5,32", "F16_BITS,37,75,2,16", "F16_BITS,9,130,19,64",
-            "Q8_0,37,96,3,32", "Q8_0,11,160,18,64", "Q4_0,37,96,4,32", "Q4_0,7,224,17,64", "Q8_0,5,64,1,32"})
+    @CsvSource({"F32,37,75,3,64", "F32,70,130,40,64", "F16,13,96,5,128", "F16_BITS,37,75,2,64", "F16_BITS,9,130,33,64",
+            "Q8_0,67,96,3,64", "Q8_0,11,160,35,128", "Q4_0,37,96,4,64", "Q4_0,7,224,17,64", "Q8_0,5,64,1,64"})
     void batchedProductsMatchTheReferenceRowByRowAndAreBatchInvariant(Type type, int rows, int cols, int n, int local) {
         SplittableRandom r = new SplittableRandom(rows * 1000L + cols + n);
         Matrix m = matrix(type, rows, cols, r);
@@ -78,40 +78,51 @@ class GemmKernelsTest {
                 }
             }
         }
-        // one row in the default mode: the one-row-per-group product, equal to the reference within rounding
-        FloatArray y1 = new FloatArray(rows);
-        gemm(m, fa(row(x, 0, cols)), y1, meta(1, 0), local, false);
-        close(References.matvec(m.values(), row(x, 0, cols), rows, cols), floats(y1), 0, type + " one-row path");
+        // default mode: one row alone matches the reference; a decode-sized batch gives every row exactly its floats alone
+        FloatArray one = new FloatArray(rows);
+        gemm(m, fa(row(x, 0, cols)), one, meta(1, 0), local, false);
+        close(References.matvec(m.values(), row(x, 0, cols), rows, cols), floats(one), 0, type + " one-row path");
+        if (n <= GemmKernels.LANE_BATCH) {
+            FloatArray yl = new FloatArray(n * rows);
+            gemm(m, fa(x), yl, meta(n, 0), local, false);
+            for (int b : new int[] {0, n - 1}) {
+                FloatArray alone = new FloatArray(rows);
+                gemm(m, fa(row(x, b, cols)), alone, meta(1, 0), local, false);
+                for (int i = 0; i < rows; i++) {
+                    assertEquals(alone.get(i), yl.get(b * rows + i), 0f, "lane path, row " + b + " output " + i);
+                }
+            }
+        }
     }
 
     @ParameterizedTest
-    @CsvSource({"F32,64,3,32", "F16,64,2,32", "F16_BITS,96,17,32", "Q8_0,64,5,32", "Q4_0,96,18,64", "Q8_0,64,1,32"})
+    @CsvSource({"F32,64,3,64", "F16,64,2,64", "F16_BITS,96,33,64", "Q8_0,64,5,128", "Q4_0,96,18,64", "Q8_0,64,1,64"})
     void batchedQkvAndSwiglu(Type type, int cols, int n, int local) {
         SplittableRandom r = new SplittableRandom(cols * 7L + n);
-        int qRows = 48, kvRows = 17, mode = n == 1 ? 0 : BatchLayout.MODE_INVARIANT;
+        int qRows = 80, kvRows = 17, mode = n % 2 == 1 ? 0 : BatchLayout.MODE_INVARIANT;
         Matrix wq = matrix(type, qRows, cols, r), wk = matrix(type, kvRows, cols, r), wv = matrix(type, kvRows, cols, r);
         float[] x = randomFloats(r, n * cols, 1);
         FloatArray xa = fa(x), q = new FloatArray(n * qRows), k = new FloatArray(n * kvRows), v = new FloatArray(n * kvRows);
         IntArray meta = meta(n, mode);
         WorkGroupEmulator.run((qRows + 2 * kvRows) * local, local, ctx -> {
             switch (type) {
-                case F32 -> GemmKernels.qkvF32(ctx, (FloatArray) wq.a(), (FloatArray) wk.a(), (FloatArray) wv.a(), xa, q, k, v, meta, qRows, kvRows, cols);
-                case F16 -> GemmKernels.qkvF16(ctx, (HalfFloatArray) wq.a(), (HalfFloatArray) wk.a(), (HalfFloatArray) wv.a(), xa, q, k, v, meta, qRows, kvRows, cols);
-                case F16_BITS -> GemmKernels.qkvF16Bits(ctx, (ShortArray) wq.a(), (ShortArray) wk.a(), (ShortArray) wv.a(), (FloatArray) wq.b(), xa, q, k, v, meta, qRows, kvRows, cols);
-                case Q8_0 -> GemmKernels.qkvQ8(ctx, (IntArray) wq.a(), (FloatArray) wq.b(), (IntArray) wk.a(), (FloatArray) wk.b(), (IntArray) wv.a(), (FloatArray) wv.b(), xa, q, k, v, meta, qRows, kvRows, cols);
-                case Q4_0 -> GemmKernels.qkvQ4(ctx, (IntArray) wq.a(), (FloatArray) wq.b(), (IntArray) wk.a(), (FloatArray) wk.b(), (IntArray) wv.a(), (FloatArray) wv.b(), xa, q, k, v, meta, qRows, kvRows, cols);
+                case F32 -> FusedGemmKernels.qkvF32(ctx, (FloatArray) wq.a(), (FloatArray) wk.a(), (FloatArray) wv.a(), xa, q, k, v, meta, qRows, kvRows, cols);
+                case F16 -> FusedGemmKernels.qkvF16(ctx, (HalfFloatArray) wq.a(), (HalfFloatArray) wk.a(), (HalfFloatArray) wv.a(), xa, q, k, v, meta, qRows, kvRows, cols);
+                case F16_BITS -> FusedGemmKernels.qkvF16Bits(ctx, (ShortArray) wq.a(), (ShortArray) wk.a(), (ShortArray) wv.a(), (FloatArray) wq.b(), xa, q, k, v, meta, qRows, kvRows, cols);
+                case Q8_0 -> FusedGemmKernels.qkvQ8(ctx, (IntArray) wq.a(), (FloatArray) wq.b(), (IntArray) wk.a(), (FloatArray) wk.b(), (IntArray) wv.a(), (FloatArray) wv.b(), xa, q, k, v, meta, qRows, kvRows, cols);
+                case Q4_0 -> FusedGemmKernels.qkvQ4(ctx, (IntArray) wq.a(), (FloatArray) wq.b(), (IntArray) wk.a(), (FloatArray) wk.b(), (IntArray) wv.a(), (FloatArray) wv.b(), xa, q, k, v, meta, qRows, kvRows, cols);
             }
         });
-        int ffn = 41;
+        int ffn = 70;
         Matrix wg = matrix(type, ffn, cols, r), wu = matrix(type, ffn, cols, r);
         FloatArray h = new FloatArray(n * ffn);
         WorkGroupEmulator.run(ffn * local, local, ctx -> {
             switch (type) {
-                case F32 -> GemmKernels.swigluF32(ctx, (FloatArray) wg.a(), (FloatArray) wu.a(), xa, h, meta, ffn, cols);
-                case F16 -> GemmKernels.swigluF16(ctx, (HalfFloatArray) wg.a(), (HalfFloatArray) wu.a(), xa, h, meta, ffn, cols);
-                case F16_BITS -> GemmKernels.swigluF16Bits(ctx, (ShortArray) wg.a(), (ShortArray) wu.a(), (FloatArray) wg.b(), xa, h, meta, ffn, cols);
-                case Q8_0 -> GemmKernels.swigluQ8(ctx, (IntArray) wg.a(), (FloatArray) wg.b(), (IntArray) wu.a(), (FloatArray) wu.b(), xa, h, meta, ffn, cols);
-                case Q4_0 -> GemmKernels.swigluQ4(ctx, (IntArray) wg.a(), (FloatArray) wg.b(), (IntArray) wu.a(), (FloatArray) wu.b(), xa, h, meta, ffn, cols);
+                case F32 -> FusedGemmKernels.swigluF32(ctx, (FloatArray) wg.a(), (FloatArray) wu.a(), xa, h, meta, ffn, cols);
+                case F16 -> FusedGemmKernels.swigluF16(ctx, (HalfFloatArray) wg.a(), (HalfFloatArray) wu.a(), xa, h, meta, ffn, cols);
+                case F16_BITS -> FusedGemmKernels.swigluF16Bits(ctx, (ShortArray) wg.a(), (ShortArray) wu.a(), (FloatArray) wg.b(), xa, h, meta, ffn, cols);
+                case Q8_0 -> FusedGemmKernels.swigluQ8(ctx, (IntArray) wg.a(), (FloatArray) wg.b(), (IntArray) wu.a(), (FloatArray) wu.b(), xa, h, meta, ffn, cols);
+                case Q4_0 -> FusedGemmKernels.swigluQ4(ctx, (IntArray) wg.a(), (FloatArray) wg.b(), (IntArray) wu.a(), (FloatArray) wu.b(), xa, h, meta, ffn, cols);
             }
         });
         float[] qs = floats(q), ks = floats(k), vs = floats(v), hs = floats(h);

@@ -1,6 +1,7 @@
 package internlm.engine.tornado;
 
 import internlm.kernels.DeviceLayouts;
+import internlm.kernels.FusedGemmKernels;
 import internlm.kernels.GemmKernels;
 import internlm.kernels.BatchKernels;
 import internlm.loader.TensorData;
@@ -112,12 +113,12 @@ abstract sealed class DeviceWeight permits DeviceWeight.F32, DeviceWeight.F16Bit
 
         @Override
         void qkv(TaskGraph g, String task, KernelContext ctx, DeviceWeight wk, DeviceWeight wv, FloatArray x, FloatArray q, FloatArray k, FloatArray v, IntArray meta) {
-            g.task(task, GemmKernels::qkvF32, ctx, w, partner(wk, F32.class).w, partner(wv, F32.class).w, x, q, k, v, meta, rows, wk.rows, cols);
+            g.task(task, FusedGemmKernels::qkvF32, ctx, w, partner(wk, F32.class).w, partner(wv, F32.class).w, x, q, k, v, meta, rows, wk.rows, cols);
         }
 
         @Override
         void swiglu(TaskGraph g, String task, KernelContext ctx, DeviceWeight up, FloatArray x, FloatArray h, IntArray meta) {
-            g.task(task, GemmKernels::swigluF32, ctx, w, partner(up, F32.class).w, x, h, meta, rows, cols);
+            g.task(task, FusedGemmKernels::swigluF32, ctx, w, partner(up, F32.class).w, x, h, meta, rows, cols);
         }
 
         @Override
@@ -148,12 +149,12 @@ abstract sealed class DeviceWeight permits DeviceWeight.F32, DeviceWeight.F16Bit
 
         @Override
         void qkv(TaskGraph g, String task, KernelContext ctx, DeviceWeight wk, DeviceWeight wv, FloatArray x, FloatArray q, FloatArray k, FloatArray v, IntArray meta) {
-            g.task(task, GemmKernels::qkvF16Bits, ctx, w, partner(wk, F16Bits.class).w, partner(wv, F16Bits.class).w, pow2, x, q, k, v, meta, rows, wk.rows, cols);
+            g.task(task, FusedGemmKernels::qkvF16Bits, ctx, w, partner(wk, F16Bits.class).w, partner(wv, F16Bits.class).w, pow2, x, q, k, v, meta, rows, wk.rows, cols);
         }
 
         @Override
         void swiglu(TaskGraph g, String task, KernelContext ctx, DeviceWeight up, FloatArray x, FloatArray h, IntArray meta) {
-            g.task(task, GemmKernels::swigluF16Bits, ctx, w, partner(up, F16Bits.class).w, pow2, x, h, meta, rows, cols);
+            g.task(task, FusedGemmKernels::swigluF16Bits, ctx, w, partner(up, F16Bits.class).w, pow2, x, h, meta, rows, cols);
         }
 
         @Override
@@ -182,12 +183,12 @@ abstract sealed class DeviceWeight permits DeviceWeight.F32, DeviceWeight.F16Bit
 
         @Override
         void qkv(TaskGraph g, String task, KernelContext ctx, DeviceWeight wk, DeviceWeight wv, FloatArray x, FloatArray q, FloatArray k, FloatArray v, IntArray meta) {
-            g.task(task, GemmKernels::qkvF16, ctx, w, partner(wk, F16.class).w, partner(wv, F16.class).w, x, q, k, v, meta, rows, wk.rows, cols);
+            g.task(task, FusedGemmKernels::qkvF16, ctx, w, partner(wk, F16.class).w, partner(wv, F16.class).w, x, q, k, v, meta, rows, wk.rows, cols);
         }
 
         @Override
         void swiglu(TaskGraph g, String task, KernelContext ctx, DeviceWeight up, FloatArray x, FloatArray h, IntArray meta) {
-            g.task(task, GemmKernels::swigluF16, ctx, w, partner(up, F16.class).w, x, h, meta, rows, cols);
+            g.task(task, FusedGemmKernels::swigluF16, ctx, w, partner(up, F16.class).w, x, h, meta, rows, cols);
         }
 
         @Override
@@ -224,13 +225,13 @@ abstract sealed class DeviceWeight permits DeviceWeight.F32, DeviceWeight.F16Bit
         @Override
         void qkv(TaskGraph g, String task, KernelContext ctx, DeviceWeight wk, DeviceWeight wv, FloatArray x, FloatArray qo, FloatArray ko, FloatArray vo, IntArray meta) {
             Q8 k = partner(wk, Q8.class), v = partner(wv, Q8.class);
-            g.task(task, GemmKernels::qkvQ8, ctx, q, s, k.q, k.s, v.q, v.s, x, qo, ko, vo, meta, rows, k.rows, cols);
+            g.task(task, FusedGemmKernels::qkvQ8, ctx, q, s, k.q, k.s, v.q, v.s, x, qo, ko, vo, meta, rows, k.rows, cols);
         }
 
         @Override
         void swiglu(TaskGraph g, String task, KernelContext ctx, DeviceWeight up, FloatArray x, FloatArray h, IntArray meta) {
             Q8 u = partner(up, Q8.class);
-            g.task(task, GemmKernels::swigluQ8, ctx, q, s, u.q, u.s, x, h, meta, rows, cols);
+            g.task(task, FusedGemmKernels::swigluQ8, ctx, q, s, u.q, u.s, x, h, meta, rows, cols);
         }
 
         @Override
@@ -267,13 +268,13 @@ abstract sealed class DeviceWeight permits DeviceWeight.F32, DeviceWeight.F16Bit
         @Override
         void qkv(TaskGraph g, String task, KernelContext ctx, DeviceWeight wk, DeviceWeight wv, FloatArray x, FloatArray qo, FloatArray ko, FloatArray vo, IntArray meta) {
             Q4 k = partner(wk, Q4.class), v = partner(wv, Q4.class);
-            g.task(task, GemmKernels::qkvQ4, ctx, q, s, k.q, k.s, v.q, v.s, x, qo, ko, vo, meta, rows, k.rows, cols);
+            g.task(task, FusedGemmKernels::qkvQ4, ctx, q, s, k.q, k.s, v.q, v.s, x, qo, ko, vo, meta, rows, k.rows, cols);
         }
 
         @Override
         void swiglu(TaskGraph g, String task, KernelContext ctx, DeviceWeight up, FloatArray x, FloatArray h, IntArray meta) {
             Q4 u = partner(up, Q4.class);
-            g.task(task, GemmKernels::swigluQ4, ctx, q, s, u.q, u.s, x, h, meta, rows, cols);
+            g.task(task, FusedGemmKernels::swigluQ4, ctx, q, s, u.q, u.s, x, h, meta, rows, cols);
         }
 
         @Override

@@ -4,6 +4,7 @@ import internlm.engine.model.Backend;
 import internlm.engine.model.Batch;
 import internlm.engine.model.Rope;
 import internlm.kernels.BatchLayout;
+import internlm.kernels.GemmKernels;
 import internlm.kernels.KernelSupport;
 import internlm.loader.LoadedModel;
 import internlm.loader.ModelConfig;
@@ -106,8 +107,8 @@ public final class TornadoBackend implements Backend {
         String lower = deviceName.toLowerCase();
         int dflt = lower.contains("nvidia") || lower.contains("tesla") || lower.contains("geforce") || lower.matches(".*\\b[hab]100.*") ? 128 : 64;
         int local = Integer.getInteger("internlm.tornado.local", dflt);
-        if (Integer.bitCount(local) != 1 || local > KernelSupport.MAX_LOCAL || local < 8) {
-            throw new IllegalArgumentException("internlm.tornado.local must be a power of two between 8 and " + KernelSupport.MAX_LOCAL);
+        if (Integer.bitCount(local) != 1 || local > KernelSupport.MAX_LOCAL || local < GemmKernels.TILE_ROWS) {
+            throw new IllegalArgumentException("internlm.tornado.local must be a power of two between " + GemmKernels.TILE_ROWS + " and " + KernelSupport.MAX_LOCAL);
         }
         return local;
     }
