@@ -42,12 +42,15 @@ class TornadoBatchTest {
     /** A row of a scripted batch: sequence index, position, token, output kind. */
     record Row(int seq, int pos, int token, Batch.Output out) {}
 
-    /** Four batches over three sequences (positions 0..10, 0..5, 0..2). */
+    /**
+     * Four batches over three sequences (positions 0..15, 0..5, 0..2): the first (13 rows) runs the tiled products, the
+     * others (at most 8 rows) the lane products.
+     */
     static List<List<Row>> script() {
         List<List<Row>> s = new ArrayList<>();
         List<Row> b1 = new ArrayList<>();
-        for (int p = 0; p < 7; p++) {
-            b1.add(new Row(0, p, 30 + p, p == 6 ? Batch.Output.LOGITS : Batch.Output.NONE)); // a prompt chunk
+        for (int p = 0; p < 12; p++) {
+            b1.add(new Row(0, p, 30 + p, p == 11 ? Batch.Output.LOGITS : Batch.Output.NONE)); // a prompt chunk
         }
         b1.add(new Row(1, 0, 1, Batch.Output.LOGITS));
         s.add(b1);
@@ -55,13 +58,13 @@ class TornadoBatchTest {
         for (int p = 1; p < 5; p++) {
             b2.add(new Row(1, p, 60 + 7 * p, Batch.Output.LOGITS)); // a chunk with logits for every row
         }
-        b2.add(new Row(0, 7, 44, Batch.Output.LOGITS)); // a decode row
+        b2.add(new Row(0, 12, 44, Batch.Output.LOGITS)); // a decode row
         for (int p = 0; p < 3; p++) {
             b2.add(new Row(2, p, 90 + p, p == 2 ? Batch.Output.LOGITS : Batch.Output.NONE));
         }
         s.add(b2);
-        s.add(List.of(new Row(0, 8, 45, Batch.Output.ARGMAX), new Row(1, 5, 46, Batch.Output.ARGMAX)));
-        s.add(List.of(new Row(0, 9, 47, Batch.Output.LOGITS), new Row(0, 10, 48, Batch.Output.LOGITS)));
+        s.add(List.of(new Row(0, 13, 45, Batch.Output.ARGMAX), new Row(1, 5, 46, Batch.Output.ARGMAX)));
+        s.add(List.of(new Row(0, 14, 47, Batch.Output.LOGITS), new Row(0, 15, 48, Batch.Output.LOGITS)));
         return s;
     }
 
@@ -211,7 +214,8 @@ class TornadoBatchTest {
 
     @Test
     void chunkCrossingTheDynamicNtkWindow() throws Exception {
-        // trained window of 8: sequence 0's first chunk (7 rows) stays inside, its later rows and the 11-token end are past it
+        // trained window of 8: sequence 0's first chunk (12 rows) already ends past it; sequence 2's 12-row chunk crosses it
+        // next to sequence 1's rows (17 rows: the tiled products)
         Path p = tmp.resolve("ntk.gguf");
         new SyntheticGguf(new Spec("internlm2", 64, 2, 4, 2, 0, 128, 8, 1e4, 1e-5f, GgmlType.F32, false, 9))
                 .metadata("internlm2.rope.scaling.type", "dynamic").metadata("internlm2.rope.scaling.factor", 2.0f).write(p);
