@@ -52,6 +52,11 @@ final class ModelOptions {
     boolean profile;
 
     Engine load() {
+        return load(1);
+    }
+
+    /** Loads the model for {@code sequences} sequences at once (the server's --parallel: the GPU backend's KV cache slots). */
+    Engine load(int sequences) {
         Path path = model != null ? model : embedded();
         if (!kvCache.equals("f32") && !kvCache.equals("f16")) {
             throw new IllegalArgumentException("--kv-cache must be f32 or f16");
@@ -59,7 +64,7 @@ final class ModelOptions {
         if (ctx < 0) {
             throw new IllegalArgumentException("--ctx must be positive");
         }
-        Engine e = Engine.load(path, new Engine.Options(backend, threads, device, !exactActivations, ctx, kvCache.equals("f16"), profile, quantizeType()),
+        Engine e = Engine.load(path, new Engine.Options(backend, threads, device, !exactActivations, ctx, kvCache.equals("f16"), profile, quantizeType(), sequences),
                 new ProgressBar(System.err, quiet));
         if (profile) {
             Runtime.getRuntime().addShutdownHook(new Thread(() -> {

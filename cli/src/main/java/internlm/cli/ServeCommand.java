@@ -83,7 +83,7 @@ final class ServeCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         String key = apiKey();
         boolean builtIn = ChatCommand.builtInTemplate(chatTemplate);
-        Engine engine = model.load();
+        Engine engine = model.load(parallel);
         OpenAiServer server;
         try {
             int ctx = model.contextFor(engine);

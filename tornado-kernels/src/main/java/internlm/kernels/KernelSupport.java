@@ -13,6 +13,14 @@ public final class KernelSupport {
 
     /** Largest work-group size the kernels support (local reduction arrays are this long). Must be a power of two. */
     public static final int MAX_LOCAL = 256;
+    /**
+     * Length of a local array that is handed to a helper method (such as {@link #reduceSum}). TornadoVM 5.2's OpenCL code
+     * generation (seen on PoCL) indexes a local array passed to an inlined helper like a Java heap array: element i at
+     * [4·i + 16] (byte offset plus array header) instead of [i], while a local array used in the kernel method itself is
+     * indexed [i]. The accesses stay consistent, so a helper's local array is allocated 4·n + 16 long; with a fixed
+     * code generator the extra space is unused.
+     */
+    public static final int REDUCE_LOCAL = 4 * MAX_LOCAL + 16;
     /** Largest head dimension the attention kernels support. */
     public static final int MAX_HEAD_DIM = 256;
     /** Key/value positions per attention tile held in local memory. */

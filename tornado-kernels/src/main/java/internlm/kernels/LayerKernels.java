@@ -67,7 +67,7 @@ public final class LayerKernels {
 
     /** One work-group: out = x · weight / sqrt(mean(x²) + eps). */
     public static void rmsNorm(KernelContext ctx, FloatArray x, FloatArray weight, FloatArray out, int n, float eps) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         int lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         float ss = 0f;
         for (int i = lid; i < n; i += wg) {
@@ -83,7 +83,7 @@ public final class LayerKernels {
 
     /** Two-phase RMSNorm, phase 1: each work-group writes the sum of squares of its strided slice. */
     public static void rmsPartials(KernelContext ctx, FloatArray x, FloatArray partials, int n) {
-        float[] red = ctx.allocateFloatLocalArray(KernelSupport.MAX_LOCAL);
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float ss = 0f;
         for (int i = ctx.globalIdx; i < n; i += ctx.globalGroupSizeX) {
             float v = x.get(i);

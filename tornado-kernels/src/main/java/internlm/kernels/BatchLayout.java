@@ -1,0 +1,32 @@
+package internlm.kernels;
+
+/**
+ * What the batched kernels read about the rows of a forward pass: one IntArray ("meta"), copied to the device once per
+ * batch, and a FloatArray of RoPE tables, one per row. The row count is data, so one compiled graph serves every batch
+ * size up to {@link #MAX_ROWS} without a new JIT compilation.
+ *
+ * <p>Layout of meta: [{@link #ROWS}] rows in the batch, [{@link #OUT_ROWS}] rows that want an output, [{@link #MODE}]
+ * {@link #MODE_INVARIANT} to run one-row batches through the batched products too, then per row its token, position,
+ * cache base (the first position of its sequence's slot in the layer's KV array) and the list of output rows.
+ * Activations of row b live at b·width in the batched buffers; output rows are gathered to 0..outRows−1.
+ */
+public final class BatchLayout {
+    private BatchLayout() {}
+
+    /**
+     * Largest batch (rows per forward pass) the kernels support: the products keep TILE_ROWS × MAX_ROWS accumulators in
+     * local memory (see {@link GemmKernels}); longer prompts run in passes of this many rows.
+     */
+    public static final int MAX_ROWS = 64;
+
+    public static final int ROWS = 0;
+    public static final int OUT_ROWS = 1;
+    public static final int MODE = 2;
+    /** MODE value: one-row batches use the batched (tiled) products, so results do not depend on the batch size. */
+    public static final int MODE_INVARIANT = 1;
+    public static final int TOKEN = 4;
+    public static final int POSITION = TOKEN + MAX_ROWS;
+    public static final int CACHE_BASE = POSITION + MAX_ROWS;
+    public static final int OUT_ROW = CACHE_BASE + MAX_ROWS;
+    public static final int SIZE = OUT_ROW + MAX_ROWS;
+}

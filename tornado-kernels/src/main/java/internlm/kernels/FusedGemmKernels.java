@@ -1,0 +1,735 @@
+package internlm.kernels;
+
+import uk.ac.manchester.tornado.api.KernelContext;
+import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
+import uk.ac.manchester.tornado.api.types.arrays.HalfFloatArray;
+import uk.ac.manchester.tornado.api.types.arrays.IntArray;
+import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
+
+import static internlm.kernels.GemmKernels.*;
+
+/**
+ * The fused batched products, laid out as {@link GemmKernels}: Q/K/V (three matrices on the same input, one launch:
+ * one-row path groups [0, qRows) → q, then k, then v; batched path tiles of q, then of k, then of v) and SwiGLU
+ * (H = silu(X·Wgᵀ) ⊙ (X·Wuᵀ), the gate and up tiles side by side). n = meta[ROWS].
+ */
+public final class FusedGemmKernels {
+    private FusedGemmKernels() {}
+
+    /** Output g of batch row b of a lane product: q, then k, then v. */
+    static void storeQkv(FloatArray q, FloatArray k, FloatArray v, int b, int g, float t, int qRows, int kvRows) {
+        if (g < qRows) {
+            q.set(b * qRows + g, t);
+        } else if (g < qRows + kvRows) {
+            k.set(b * kvRows + g - qRows, t);
+        } else if (g < qRows + 2 * kvRows) {
+            v.set(b * kvRows + g - qRows - kvRows, t);
+        }
+    }
+
+    public static void qkvF32(KernelContext ctx, FloatArray w, FloatArray wk, FloatArray wv, FloatArray x,
+                              FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols) {
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
+        float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
+        float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
+        int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
+        int tq = tiles(qRows), tk = tiles(kvRows);
+        if (lanes(meta, n)) {
+            for (int b = 0; b < n; b++) {
+                int xo = b * cols;
+                float p = 0f;
+                if (g < qRows) {
+                    p = MatVecKernels.partialF32(w, x, xo, g, cols, lid, wg);
+                } else if (g < qRows + kvRows) {
+                    p = MatVecKernels.partialF32(wk, x, xo, g - qRows, cols, lid, wg);
+                } else if (g < qRows + 2 * kvRows) {
+                    p = MatVecKernels.partialF32(wv, x, xo, g - qRows - kvRows, cols, lid, wg);
+                }
+                float t = KernelSupport.reduceSum(ctx, red, p);
+                if (lid == 0) {
+                    storeQkv(q, k, v, b, g, t, qRows, kvRows);
+                }
+            }
+        } else if (g < tq + 2 * tk) {
+            int m = g < tq ? 0 : g < tq + tk ? 1 : 2;
+            int row0 = (m == 0 ? g : m == 1 ? g - tq : g - tq - tk) * TILE_ROWS, mRows = m == 0 ? qRows : kvRows;
+            for (int c0 = 0; c0 < n; c0 += CHUNK) {
+                int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
+                for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
+                    acc[e] = 0f;
+                }
+                for (int k0 = 0; k0 < cols; k0 += TILE_DEPTH) {
+                    for (int e = lid; e < TILE_ROWS * TILE_DEPTH; e += wg) {
+                        int r = e / TILE_DEPTH;
+                        int kk = e - r * TILE_DEPTH;
+                        int i = (row0 + r) * cols + k0 + kk;
+                        boolean in = row0 + r < mRows && k0 + kk < cols;
+                        wt[kk * WT_STRIDE + r] = in ? m == 0 ? w.get(i) : m == 1 ? wk.get(i) : wv.get(i) : 0f;
+                    }
+                    for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
+                        int b = e / TILE_DEPTH;
+                        int kk = e - b * TILE_DEPTH;
+                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                    }
+                    ctx.localBarrier();
+                    {
+                        int r = lid % TILE_ROWS;
+                        for (int b = lid / TILE_ROWS; b < nc; b += wg / TILE_ROWS) {
+                            float a = acc[b * TILE_ROWS + r];
+                            for (int kk = 0; kk < TILE_DEPTH; kk++) {
+                                a += wt[kk * WT_STRIDE + r] * xs[b * TILE_DEPTH + kk];
+                            }
+                            acc[b * TILE_ROWS + r] = a;
+                        }
+                    }
+                    ctx.localBarrier();
+                }
+                for (int e = lid; e < nc * TILE_ROWS; e += wg) {
+                    int b = e / TILE_ROWS;
+                    int r = e - b * TILE_ROWS;
+                    if (row0 + r < mRows) {
+                        float t = acc[e];
+                        if (m == 0) {
+                            q.set((c0 + b) * qRows + row0 + r, t);
+                        } else if (m == 1) {
+                            k.set((c0 + b) * kvRows + row0 + r, t);
+                        } else {
+                            v.set((c0 + b) * kvRows + row0 + r, t);
+                        }
+                    }
+                }
+                ctx.localBarrier();
+            }
+        }
+    }
+    public static void qkvF16(KernelContext ctx, HalfFloatArray w, HalfFloatArray wk, HalfFloatArray wv, FloatArray x,
+                              FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols) {
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
+        float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
+        float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
+        int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
+        int tq = tiles(qRows), tk = tiles(kvRows);
+        if (lanes(meta, n)) {
+            for (int b = 0; b < n; b++) {
+                int xo = b * cols;
+                float p = 0f;
+                if (g < qRows) {
+                    p = MatVecKernels.partialF16(w, x, xo, g, cols, lid, wg);
+                } else if (g < qRows + kvRows) {
+                    p = MatVecKernels.partialF16(wk, x, xo, g - qRows, cols, lid, wg);
+                } else if (g < qRows + 2 * kvRows) {
+                    p = MatVecKernels.partialF16(wv, x, xo, g - qRows - kvRows, cols, lid, wg);
+                }
+                float t = KernelSupport.reduceSum(ctx, red, p);
+                if (lid == 0) {
+                    storeQkv(q, k, v, b, g, t, qRows, kvRows);
+                }
+            }
+        } else if (g < tq + 2 * tk) {
+            int m = g < tq ? 0 : g < tq + tk ? 1 : 2;
+            int row0 = (m == 0 ? g : m == 1 ? g - tq : g - tq - tk) * TILE_ROWS, mRows = m == 0 ? qRows : kvRows;
+            for (int c0 = 0; c0 < n; c0 += CHUNK) {
+                int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
+                for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
+                    acc[e] = 0f;
+                }
+                for (int k0 = 0; k0 < cols; k0 += TILE_DEPTH) {
+                    for (int e = lid; e < TILE_ROWS * TILE_DEPTH; e += wg) {
+                        int r = e / TILE_DEPTH;
+                        int kk = e - r * TILE_DEPTH;
+                        int i = (row0 + r) * cols + k0 + kk;
+                        boolean in = row0 + r < mRows && k0 + kk < cols;
+                        wt[kk * WT_STRIDE + r] = in ? m == 0 ? w.get(i).getFloat32() : m == 1 ? wk.get(i).getFloat32() : wv.get(i).getFloat32() : 0f;
+                    }
+                    for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
+                        int b = e / TILE_DEPTH;
+                        int kk = e - b * TILE_DEPTH;
+                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                    }
+                    ctx.localBarrier();
+                    {
+                        int r = lid % TILE_ROWS;
+                        for (int b = lid / TILE_ROWS; b < nc; b += wg / TILE_ROWS) {
+                            float a = acc[b * TILE_ROWS + r];
+                            for (int kk = 0; kk < TILE_DEPTH; kk++) {
+                                a += wt[kk * WT_STRIDE + r] * xs[b * TILE_DEPTH + kk];
+                            }
+                            acc[b * TILE_ROWS + r] = a;
+                        }
+                    }
+                    ctx.localBarrier();
+                }
+                for (int e = lid; e < nc * TILE_ROWS; e += wg) {
+                    int b = e / TILE_ROWS;
+                    int r = e - b * TILE_ROWS;
+                    if (row0 + r < mRows) {
+                        float t = acc[e];
+                        if (m == 0) {
+                            q.set((c0 + b) * qRows + row0 + r, t);
+                        } else if (m == 1) {
+                            k.set((c0 + b) * kvRows + row0 + r, t);
+                        } else {
+                            v.set((c0 + b) * kvRows + row0 + r, t);
+                        }
+                    }
+                }
+                ctx.localBarrier();
+            }
+        }
+    }
+    public static void qkvF16Bits(KernelContext ctx, ShortArray w, ShortArray wk, ShortArray wv, FloatArray pow2, FloatArray x,
+                              FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols) {
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
+        float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
+        float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
+        int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
+        int tq = tiles(qRows), tk = tiles(kvRows);
+        if (lanes(meta, n)) {
+            for (int b = 0; b < n; b++) {
+                int xo = b * cols;
+                float p = 0f;
+                if (g < qRows) {
+                    p = MatVecKernels.partialF16Bits(w, pow2, x, xo, g, cols, lid, wg);
+                } else if (g < qRows + kvRows) {
+                    p = MatVecKernels.partialF16Bits(wk, pow2, x, xo, g - qRows, cols, lid, wg);
+                } else if (g < qRows + 2 * kvRows) {
+                    p = MatVecKernels.partialF16Bits(wv, pow2, x, xo, g - qRows - kvRows, cols, lid, wg);
+                }
+                float t = KernelSupport.reduceSum(ctx, red, p);
+                if (lid == 0) {
+                    storeQkv(q, k, v, b, g, t, qRows, kvRows);
+                }
+            }
+        } else if (g < tq + 2 * tk) {
+            int m = g < tq ? 0 : g < tq + tk ? 1 : 2;
+            int row0 = (m == 0 ? g : m == 1 ? g - tq : g - tq - tk) * TILE_ROWS, mRows = m == 0 ? qRows : kvRows;
+            for (int c0 = 0; c0 < n; c0 += CHUNK) {
+                int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
+                for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
+                    acc[e] = 0f;
+                }
+                for (int k0 = 0; k0 < cols; k0 += TILE_DEPTH) {
+                    for (int e = lid; e < TILE_ROWS * TILE_DEPTH; e += wg) {
+                        int r = e / TILE_DEPTH;
+                        int kk = e - r * TILE_DEPTH;
+                        int i = (row0 + r) * cols + k0 + kk;
+                        boolean in = row0 + r < mRows && k0 + kk < cols;
+                        wt[kk * WT_STRIDE + r] = in ? m == 0 ? KernelSupport.halfToFloat(w.get(i), pow2) : m == 1 ? KernelSupport.halfToFloat(wk.get(i), pow2) : KernelSupport.halfToFloat(wv.get(i), pow2) : 0f;
+                    }
+                    for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
+                        int b = e / TILE_DEPTH;
+                        int kk = e - b * TILE_DEPTH;
+                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                    }
+                    ctx.localBarrier();
+                    {
+                        int r = lid % TILE_ROWS;
+                        for (int b = lid / TILE_ROWS; b < nc; b += wg / TILE_ROWS) {
+                            float a = acc[b * TILE_ROWS + r];
+                            for (int kk = 0; kk < TILE_DEPTH; kk++) {
+                                a += wt[kk * WT_STRIDE + r] * xs[b * TILE_DEPTH + kk];
+                            }
+                            acc[b * TILE_ROWS + r] = a;
+                        }
+                    }
+                    ctx.localBarrier();
+                }
+                for (int e = lid; e < nc * TILE_ROWS; e += wg) {
+                    int b = e / TILE_ROWS;
+                    int r = e - b * TILE_ROWS;
+                    if (row0 + r < mRows) {
+                        float t = acc[e];
+                        if (m == 0) {
+                            q.set((c0 + b) * qRows + row0 + r, t);
+                        } else if (m == 1) {
+                            k.set((c0 + b) * kvRows + row0 + r, t);
+                        } else {
+                            v.set((c0 + b) * kvRows + row0 + r, t);
+                        }
+                    }
+                }
+                ctx.localBarrier();
+            }
+        }
+    }
+    public static void qkvQ8(KernelContext ctx, IntArray w, FloatArray s, IntArray wk, FloatArray sk, IntArray wv, FloatArray sv, FloatArray x,
+                              FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols) {
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
+        float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
+        float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
+        int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
+        int tq = tiles(qRows), tk = tiles(kvRows);
+        if (lanes(meta, n)) {
+            for (int b = 0; b < n; b++) {
+                int xo = b * cols;
+                float p = 0f;
+                if (g < qRows) {
+                    p = MatVecKernels.partialQ8(w, s, x, xo, g, cols, lid, wg);
+                } else if (g < qRows + kvRows) {
+                    p = MatVecKernels.partialQ8(wk, sk, x, xo, g - qRows, cols, lid, wg);
+                } else if (g < qRows + 2 * kvRows) {
+                    p = MatVecKernels.partialQ8(wv, sv, x, xo, g - qRows - kvRows, cols, lid, wg);
+                }
+                float t = KernelSupport.reduceSum(ctx, red, p);
+                if (lid == 0) {
+                    storeQkv(q, k, v, b, g, t, qRows, kvRows);
+                }
+            }
+        } else if (g < tq + 2 * tk) {
+            int m = g < tq ? 0 : g < tq + tk ? 1 : 2;
+            int row0 = (m == 0 ? g : m == 1 ? g - tq : g - tq - tk) * TILE_ROWS, mRows = m == 0 ? qRows : kvRows;
+            for (int c0 = 0; c0 < n; c0 += CHUNK) {
+                int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
+                for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
+                    acc[e] = 0f;
+                }
+                for (int k0 = 0; k0 < cols; k0 += TILE_DEPTH) {
+                    for (int e = lid; e < TILE_ROWS * TILE_DEPTH; e += wg) {
+                        int r = e / TILE_DEPTH;
+                        int kk = e - r * TILE_DEPTH;
+                        int i = (row0 + r) * cols + k0 + kk;
+                        boolean in = row0 + r < mRows && k0 + kk < cols;
+                        wt[kk * WT_STRIDE + r] = in ? m == 0 ? GemmKernels.q8(w, s, i) : m == 1 ? GemmKernels.q8(wk, sk, i) : GemmKernels.q8(wv, sv, i) : 0f;
+                    }
+                    for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
+                        int b = e / TILE_DEPTH;
+                        int kk = e - b * TILE_DEPTH;
+                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                    }
+                    ctx.localBarrier();
+                    {
+                        int r = lid % TILE_ROWS;
+                        for (int b = lid / TILE_ROWS; b < nc; b += wg / TILE_ROWS) {
+                            float a = acc[b * TILE_ROWS + r];
+                            for (int kk = 0; kk < TILE_DEPTH; kk++) {
+                                a += wt[kk * WT_STRIDE + r] * xs[b * TILE_DEPTH + kk];
+                            }
+                            acc[b * TILE_ROWS + r] = a;
+                        }
+                    }
+                    ctx.localBarrier();
+                }
+                for (int e = lid; e < nc * TILE_ROWS; e += wg) {
+                    int b = e / TILE_ROWS;
+                    int r = e - b * TILE_ROWS;
+                    if (row0 + r < mRows) {
+                        float t = acc[e];
+                        if (m == 0) {
+                            q.set((c0 + b) * qRows + row0 + r, t);
+                        } else if (m == 1) {
+                            k.set((c0 + b) * kvRows + row0 + r, t);
+                        } else {
+                            v.set((c0 + b) * kvRows + row0 + r, t);
+                        }
+                    }
+                }
+                ctx.localBarrier();
+            }
+        }
+    }
+    public static void qkvQ4(KernelContext ctx, IntArray w, FloatArray s, IntArray wk, FloatArray sk, IntArray wv, FloatArray sv, FloatArray x,
+                              FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols) {
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
+        float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
+        float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
+        int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
+        int tq = tiles(qRows), tk = tiles(kvRows);
+        if (lanes(meta, n)) {
+            for (int b = 0; b < n; b++) {
+                int xo = b * cols;
+                float p = 0f;
+                if (g < qRows) {
+                    p = MatVecKernels.partialQ4(w, s, x, xo, g, cols, lid, wg);
+                } else if (g < qRows + kvRows) {
+                    p = MatVecKernels.partialQ4(wk, sk, x, xo, g - qRows, cols, lid, wg);
+                } else if (g < qRows + 2 * kvRows) {
+                    p = MatVecKernels.partialQ4(wv, sv, x, xo, g - qRows - kvRows, cols, lid, wg);
+                }
+                float t = KernelSupport.reduceSum(ctx, red, p);
+                if (lid == 0) {
+                    storeQkv(q, k, v, b, g, t, qRows, kvRows);
+                }
+            }
+        } else if (g < tq + 2 * tk) {
+            int m = g < tq ? 0 : g < tq + tk ? 1 : 2;
+            int row0 = (m == 0 ? g : m == 1 ? g - tq : g - tq - tk) * TILE_ROWS, mRows = m == 0 ? qRows : kvRows;
+            for (int c0 = 0; c0 < n; c0 += CHUNK) {
+                int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
+                for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
+                    acc[e] = 0f;
+                }
+                for (int k0 = 0; k0 < cols; k0 += TILE_DEPTH) {
+                    for (int e = lid; e < TILE_ROWS * TILE_DEPTH; e += wg) {
+                        int r = e / TILE_DEPTH;
+                        int kk = e - r * TILE_DEPTH;
+                        int i = (row0 + r) * cols + k0 + kk;
+                        boolean in = row0 + r < mRows && k0 + kk < cols;
+                        wt[kk * WT_STRIDE + r] = in ? m == 0 ? GemmKernels.q4(w, s, i) : m == 1 ? GemmKernels.q4(wk, sk, i) : GemmKernels.q4(wv, sv, i) : 0f;
+                    }
+                    for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
+                        int b = e / TILE_DEPTH;
+                        int kk = e - b * TILE_DEPTH;
+                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                    }
+                    ctx.localBarrier();
+                    {
+                        int r = lid % TILE_ROWS;
+                        for (int b = lid / TILE_ROWS; b < nc; b += wg / TILE_ROWS) {
+                            float a = acc[b * TILE_ROWS + r];
+                            for (int kk = 0; kk < TILE_DEPTH; kk++) {
+                                a += wt[kk * WT_STRIDE + r] * xs[b * TILE_DEPTH + kk];
+                            }
+                            acc[b * TILE_ROWS + r] = a;
+                        }
+                    }
+                    ctx.localBarrier();
+                }
+                for (int e = lid; e < nc * TILE_ROWS; e += wg) {
+                    int b = e / TILE_ROWS;
+                    int r = e - b * TILE_ROWS;
+                    if (row0 + r < mRows) {
+                        float t = acc[e];
+                        if (m == 0) {
+                            q.set((c0 + b) * qRows + row0 + r, t);
+                        } else if (m == 1) {
+                            k.set((c0 + b) * kvRows + row0 + r, t);
+                        } else {
+                            v.set((c0 + b) * kvRows + row0 + r, t);
+                        }
+                    }
+                }
+                ctx.localBarrier();
+            }
+        }
+    }
+    public static void swigluF32(KernelContext ctx, FloatArray w, FloatArray wu, FloatArray x, FloatArray h, IntArray meta, int rows, int cols) {
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
+        float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
+        float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
+        float[] wt2 = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] acc2 = ctx.allocateFloatLocalArray(ACC_LOCAL);
+        int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
+        if (lanes(meta, n)) {
+            for (int b = 0; b < n; b++) {
+                float a = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF32(w, x, b * cols, g, cols, lid, wg) : 0f);
+                float u = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF32(wu, x, b * cols, g, cols, lid, wg) : 0f);
+                if (lid == 0 && g < rows) {
+                    h.set(b * rows + g, MatVecKernels.silu(a) * u);
+                }
+            }
+        } else if (g * TILE_ROWS < rows) {
+            int row0 = g * TILE_ROWS, mRows = rows;
+            for (int c0 = 0; c0 < n; c0 += CHUNK) {
+                int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
+                for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
+                    acc[e] = 0f;
+                    acc2[e] = 0f;
+                }
+                for (int k0 = 0; k0 < cols; k0 += TILE_DEPTH) {
+                    for (int e = lid; e < TILE_ROWS * TILE_DEPTH; e += wg) {
+                        int r = e / TILE_DEPTH;
+                        int kk = e - r * TILE_DEPTH;
+                        int i = (row0 + r) * cols + k0 + kk;
+                        boolean in = row0 + r < mRows && k0 + kk < cols;
+                        wt[kk * WT_STRIDE + r] = in ? w.get(i) : 0f;
+                        wt2[kk * WT_STRIDE + r] = in ? wu.get(i) : 0f;
+                    }
+                    for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
+                        int b = e / TILE_DEPTH;
+                        int kk = e - b * TILE_DEPTH;
+                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                    }
+                    ctx.localBarrier();
+                    {
+                        int r = lid % TILE_ROWS;
+                        for (int b = lid / TILE_ROWS; b < nc; b += wg / TILE_ROWS) {
+                            float a = acc[b * TILE_ROWS + r], a2 = acc2[b * TILE_ROWS + r];
+                            for (int kk = 0; kk < TILE_DEPTH; kk++) {
+                                float xv = xs[b * TILE_DEPTH + kk];
+                                a += wt[kk * WT_STRIDE + r] * xv;
+                                a2 += wt2[kk * WT_STRIDE + r] * xv;
+                            }
+                            acc[b * TILE_ROWS + r] = a;
+                            acc2[b * TILE_ROWS + r] = a2;
+                        }
+                    }
+                    ctx.localBarrier();
+                }
+                for (int e = lid; e < nc * TILE_ROWS; e += wg) {
+                    int b = e / TILE_ROWS;
+                    int r = e - b * TILE_ROWS;
+                    if (row0 + r < mRows) {
+                        h.set((c0 + b) * rows + row0 + r, MatVecKernels.silu(acc[e]) * acc2[e]);
+                    }
+                }
+                ctx.localBarrier();
+            }
+        }
+    }
+    public static void swigluF16(KernelContext ctx, HalfFloatArray w, HalfFloatArray wu, FloatArray x, FloatArray h, IntArray meta, int rows, int cols) {
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
+        float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
+        float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
+        float[] wt2 = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] acc2 = ctx.allocateFloatLocalArray(ACC_LOCAL);
+        int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
+        if (lanes(meta, n)) {
+            for (int b = 0; b < n; b++) {
+                float a = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF16(w, x, b * cols, g, cols, lid, wg) : 0f);
+                float u = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF16(wu, x, b * cols, g, cols, lid, wg) : 0f);
+                if (lid == 0 && g < rows) {
+                    h.set(b * rows + g, MatVecKernels.silu(a) * u);
+                }
+            }
+        } else if (g * TILE_ROWS < rows) {
+            int row0 = g * TILE_ROWS, mRows = rows;
+            for (int c0 = 0; c0 < n; c0 += CHUNK) {
+                int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
+                for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
+                    acc[e] = 0f;
+                    acc2[e] = 0f;
+                }
+                for (int k0 = 0; k0 < cols; k0 += TILE_DEPTH) {
+                    for (int e = lid; e < TILE_ROWS * TILE_DEPTH; e += wg) {
+                        int r = e / TILE_DEPTH;
+                        int kk = e - r * TILE_DEPTH;
+                        int i = (row0 + r) * cols + k0 + kk;
+                        boolean in = row0 + r < mRows && k0 + kk < cols;
+                        wt[kk * WT_STRIDE + r] = in ? w.get(i).getFloat32() : 0f;
+                        wt2[kk * WT_STRIDE + r] = in ? wu.get(i).getFloat32() : 0f;
+                    }
+                    for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
+                        int b = e / TILE_DEPTH;
+                        int kk = e - b * TILE_DEPTH;
+                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                    }
+                    ctx.localBarrier();
+                    {
+                        int r = lid % TILE_ROWS;
+                        for (int b = lid / TILE_ROWS; b < nc; b += wg / TILE_ROWS) {
+                            float a = acc[b * TILE_ROWS + r], a2 = acc2[b * TILE_ROWS + r];
+                            for (int kk = 0; kk < TILE_DEPTH; kk++) {
+                                float xv = xs[b * TILE_DEPTH + kk];
+                                a += wt[kk * WT_STRIDE + r] * xv;
+                                a2 += wt2[kk * WT_STRIDE + r] * xv;
+                            }
+                            acc[b * TILE_ROWS + r] = a;
+                            acc2[b * TILE_ROWS + r] = a2;
+                        }
+                    }
+                    ctx.localBarrier();
+                }
+                for (int e = lid; e < nc * TILE_ROWS; e += wg) {
+                    int b = e / TILE_ROWS;
+                    int r = e - b * TILE_ROWS;
+                    if (row0 + r < mRows) {
+                        h.set((c0 + b) * rows + row0 + r, MatVecKernels.silu(acc[e]) * acc2[e]);
+                    }
+                }
+                ctx.localBarrier();
+            }
+        }
+    }
+    public static void swigluF16Bits(KernelContext ctx, ShortArray w, ShortArray wu, FloatArray pow2, FloatArray x, FloatArray h, IntArray meta, int rows, int cols) {
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
+        float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
+        float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
+        float[] wt2 = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] acc2 = ctx.allocateFloatLocalArray(ACC_LOCAL);
+        int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
+        if (lanes(meta, n)) {
+            for (int b = 0; b < n; b++) {
+                float a = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF16Bits(w, pow2, x, b * cols, g, cols, lid, wg) : 0f);
+                float u = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF16Bits(wu, pow2, x, b * cols, g, cols, lid, wg) : 0f);
+                if (lid == 0 && g < rows) {
+                    h.set(b * rows + g, MatVecKernels.silu(a) * u);
+                }
+            }
+        } else if (g * TILE_ROWS < rows) {
+            int row0 = g * TILE_ROWS, mRows = rows;
+            for (int c0 = 0; c0 < n; c0 += CHUNK) {
+                int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
+                for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
+                    acc[e] = 0f;
+                    acc2[e] = 0f;
+                }
+                for (int k0 = 0; k0 < cols; k0 += TILE_DEPTH) {
+                    for (int e = lid; e < TILE_ROWS * TILE_DEPTH; e += wg) {
+                        int r = e / TILE_DEPTH;
+                        int kk = e - r * TILE_DEPTH;
+                        int i = (row0 + r) * cols + k0 + kk;
+                        boolean in = row0 + r < mRows && k0 + kk < cols;
+                        wt[kk * WT_STRIDE + r] = in ? KernelSupport.halfToFloat(w.get(i), pow2) : 0f;
+                        wt2[kk * WT_STRIDE + r] = in ? KernelSupport.halfToFloat(wu.get(i), pow2) : 0f;
+                    }
+                    for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
+                        int b = e / TILE_DEPTH;
+                        int kk = e - b * TILE_DEPTH;
+                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                    }
+                    ctx.localBarrier();
+                    {
+                        int r = lid % TILE_ROWS;
+                        for (int b = lid / TILE_ROWS; b < nc; b += wg / TILE_ROWS) {
+                            float a = acc[b * TILE_ROWS + r], a2 = acc2[b * TILE_ROWS + r];
+                            for (int kk = 0; kk < TILE_DEPTH; kk++) {
+                                float xv = xs[b * TILE_DEPTH + kk];
+                                a += wt[kk * WT_STRIDE + r] * xv;
+                                a2 += wt2[kk * WT_STRIDE + r] * xv;
+                            }
+                            acc[b * TILE_ROWS + r] = a;
+                            acc2[b * TILE_ROWS + r] = a2;
+                        }
+                    }
+                    ctx.localBarrier();
+                }
+                for (int e = lid; e < nc * TILE_ROWS; e += wg) {
+                    int b = e / TILE_ROWS;
+                    int r = e - b * TILE_ROWS;
+                    if (row0 + r < mRows) {
+                        h.set((c0 + b) * rows + row0 + r, MatVecKernels.silu(acc[e]) * acc2[e]);
+                    }
+                }
+                ctx.localBarrier();
+            }
+        }
+    }
+    public static void swigluQ8(KernelContext ctx, IntArray w, FloatArray s, IntArray wu, FloatArray su, FloatArray x, FloatArray h, IntArray meta, int rows, int cols) {
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
+        float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
+        float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
+        float[] wt2 = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] acc2 = ctx.allocateFloatLocalArray(ACC_LOCAL);
+        int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
+        if (lanes(meta, n)) {
+            for (int b = 0; b < n; b++) {
+                float a = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialQ8(w, s, x, b * cols, g, cols, lid, wg) : 0f);
+                float u = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialQ8(wu, su, x, b * cols, g, cols, lid, wg) : 0f);
+                if (lid == 0 && g < rows) {
+                    h.set(b * rows + g, MatVecKernels.silu(a) * u);
+                }
+            }
+        } else if (g * TILE_ROWS < rows) {
+            int row0 = g * TILE_ROWS, mRows = rows;
+            for (int c0 = 0; c0 < n; c0 += CHUNK) {
+                int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
+                for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
+                    acc[e] = 0f;
+                    acc2[e] = 0f;
+                }
+                for (int k0 = 0; k0 < cols; k0 += TILE_DEPTH) {
+                    for (int e = lid; e < TILE_ROWS * TILE_DEPTH; e += wg) {
+                        int r = e / TILE_DEPTH;
+                        int kk = e - r * TILE_DEPTH;
+                        int i = (row0 + r) * cols + k0 + kk;
+                        boolean in = row0 + r < mRows && k0 + kk < cols;
+                        wt[kk * WT_STRIDE + r] = in ? GemmKernels.q8(w, s, i) : 0f;
+                        wt2[kk * WT_STRIDE + r] = in ? GemmKernels.q8(wu, su, i) : 0f;
+                    }
+                    for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
+                        int b = e / TILE_DEPTH;
+                        int kk = e - b * TILE_DEPTH;
+                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                    }
+                    ctx.localBarrier();
+                    {
+                        int r = lid % TILE_ROWS;
+                        for (int b = lid / TILE_ROWS; b < nc; b += wg / TILE_ROWS) {
+                            float a = acc[b * TILE_ROWS + r], a2 = acc2[b * TILE_ROWS + r];
+                            for (int kk = 0; kk < TILE_DEPTH; kk++) {
+                                float xv = xs[b * TILE_DEPTH + kk];
+                                a += wt[kk * WT_STRIDE + r] * xv;
+                                a2 += wt2[kk * WT_STRIDE + r] * xv;
+                            }
+                            acc[b * TILE_ROWS + r] = a;
+                            acc2[b * TILE_ROWS + r] = a2;
+                        }
+                    }
+                    ctx.localBarrier();
+                }
+                for (int e = lid; e < nc * TILE_ROWS; e += wg) {
+                    int b = e / TILE_ROWS;
+                    int r = e - b * TILE_ROWS;
+                    if (row0 + r < mRows) {
+                        h.set((c0 + b) * rows + row0 + r, MatVecKernels.silu(acc[e]) * acc2[e]);
+                    }
+                }
+                ctx.localBarrier();
+            }
+        }
+    }
+    public static void swigluQ4(KernelContext ctx, IntArray w, FloatArray s, IntArray wu, FloatArray su, FloatArray x, FloatArray h, IntArray meta, int rows, int cols) {
+        float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
+        float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
+        float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
+        float[] wt2 = ctx.allocateFloatLocalArray(WT_LOCAL);
+        float[] acc2 = ctx.allocateFloatLocalArray(ACC_LOCAL);
+        int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
+        if (lanes(meta, n)) {
+            for (int b = 0; b < n; b++) {
+                float a = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialQ4(w, s, x, b * cols, g, cols, lid, wg) : 0f);
+                float u = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialQ4(wu, su, x, b * cols, g, cols, lid, wg) : 0f);
+                if (lid == 0 && g < rows) {
+                    h.set(b * rows + g, MatVecKernels.silu(a) * u);
+                }
+            }
+        } else if (g * TILE_ROWS < rows) {
+            int row0 = g * TILE_ROWS, mRows = rows;
+            for (int c0 = 0; c0 < n; c0 += CHUNK) {
+                int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
+                for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
+                    acc[e] = 0f;
+                    acc2[e] = 0f;
+                }
+                for (int k0 = 0; k0 < cols; k0 += TILE_DEPTH) {
+                    for (int e = lid; e < TILE_ROWS * TILE_DEPTH; e += wg) {
+                        int r = e / TILE_DEPTH;
+                        int kk = e - r * TILE_DEPTH;
+                        int i = (row0 + r) * cols + k0 + kk;
+                        boolean in = row0 + r < mRows && k0 + kk < cols;
+                        wt[kk * WT_STRIDE + r] = in ? GemmKernels.q4(w, s, i) : 0f;
+                        wt2[kk * WT_STRIDE + r] = in ? GemmKernels.q4(wu, su, i) : 0f;
+                    }
+                    for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
+                        int b = e / TILE_DEPTH;
+                        int kk = e - b * TILE_DEPTH;
+                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                    }
+                    ctx.localBarrier();
+                    {
+                        int r = lid % TILE_ROWS;
+                        for (int b = lid / TILE_ROWS; b < nc; b += wg / TILE_ROWS) {
+                            float a = acc[b * TILE_ROWS + r], a2 = acc2[b * TILE_ROWS + r];
+                            for (int kk = 0; kk < TILE_DEPTH; kk++) {
+                                float xv = xs[b * TILE_DEPTH + kk];
+                                a += wt[kk * WT_STRIDE + r] * xv;
+                                a2 += wt2[kk * WT_STRIDE + r] * xv;
+                            }
+                            acc[b * TILE_ROWS + r] = a;
+                            acc2[b * TILE_ROWS + r] = a2;
+                        }
+                    }
+                    ctx.localBarrier();
+                }
+                for (int e = lid; e < nc * TILE_ROWS; e += wg) {
+                    int b = e / TILE_ROWS;
+                    int r = e - b * TILE_ROWS;
+                    if (row0 + r < mRows) {
+                        h.set((c0 + b) * rows + row0 + r, MatVecKernels.silu(acc[e]) * acc2[e]);
+                    }
+                }
+                ctx.localBarrier();
+            }
+        }
+    }
+}

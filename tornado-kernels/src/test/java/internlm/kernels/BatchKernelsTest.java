@@ -1,0 +1,144 @@
+package internlm.kernels;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
+import uk.ac.manchester.tornado.api.types.arrays.IntArray;
+import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
+
+import java.util.SplittableRandom;
+
+import static internlm.kernels.KernelTestData.*;
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * The batched layer kernels: two sequences in separate cache slots, one a causal prompt chunk, the other a single
+ * decode row, against the scalar references row by row.
+ */
+class BatchKernelsTest {
+    static final int HD = 16, HEADS = 8, KV_HEADS = 2, CAP = 40;
+
+    /** Rows: sequence A (slot 1) positions 5..9 as a chunk, sequence B (slot 0) position 20. */
+    static IntArray meta() {
+        IntArray m = GemmKernelsTest.meta(6, 0);
+        int[][] rows = {{1, 5}, {1, 6}, {1, 7}, {1, 8}, {1, 9}, {0, 20}};
+        for (int b = 0; b < rows.length; b++) {
+            m.set(BatchLayout.TOKEN + b, 3 + b);
+            m.set(BatchLayout.CACHE_BASE + b, rows[b][0] * CAP);
+            m.set(BatchLayout.POSITION + b, rows[b][1]);
+        }
+        m.set(BatchLayout.OUT_ROWS, 2);
+        m.set(BatchLayout.OUT_ROW, 4);
+        m.set(BatchLayout.OUT_ROW + 1, 5);
+        return m;
+    }
+
+    @ParameterizedTest
+    @CsvSource({"false", "true"})
+    void ropeKvThenAttentionOverAChunkAndADecodeRowInTwoSlots(boolean f16) {
+        SplittableRandom r = new SplittableRandom(f16 ? 2 : 1);
+        IntArray meta = meta();
+        int n = 6, qDim = HEADS * HD, kvDim = KV_HEADS * HD;
+        float[] q = randomFloats(r, n * qDim, 1), k = randomFloats(r, n * kvDim, 1), v = randomFloats(r, n * kvDim, 1);
+        float[] keys = randomFloats(r, 2 * CAP * kvDim, 1), values = randomFloats(r, 2 * CAP * kvDim, 1);
+        if (f16) {
+            for (int i = 0; i < keys.length; i++) {
+                keys[i] = Float.float16ToFloat(Float.floatToFloat16(keys[i]));
+                values[i] = Float.float16ToFloat(Float.floatToFloat16(values[i]));
+            }
+        }
+        float[] tables = new float[n * HD];
+        for (int b = 0; b < n; b++) {
+            System.arraycopy(References.ropeTable(meta.get(BatchLayout.POSITION + b), 1e4 * (b + 1), HD), 0, tables, b * HD, HD);
+        }
+        FloatArray qa = fa(q), ka = fa(k), va = fa(v), rope = fa(tables), out = new FloatArray(n * qDim);
+        FloatArray kc = fa(keys), vc = fa(values);
+        ShortArray kh = new ShortArray(keys.length), vh = new ShortArray(values.length);
+        for (int i = 0; i < keys.length; i++) {
+            kh.set(i, Float.floatToFloat16(keys[i]));
+            vh.set(i, Float.floatToFloat16(values[i]));
+        }
+        FloatArray pow2 = KernelSupport.halfTable();
+        WorkGroupEmulator.run(WorkGroupEmulator.global(qDim / 2, 16), 16, ctx -> {
+            if (f16) {
+                BatchKernels.ropeKvF16(ctx, qa, ka, va, kh, vh, rope, meta, qDim, kvDim, HD);
+            } else {
+                BatchKernels.ropeKv(ctx, qa, ka, va, kc, vc, rope, meta, qDim, kvDim, HD);
+            }
+        });
+        WorkGroupEmulator.run(n * HEADS * 32, 32, ctx -> {
+            if (f16) {
+                BatchKernels.attentionF16(ctx, qa, kh, vh, pow2, out, meta, HEADS, KV_HEADS, HD);
+            } else {
+                BatchKernels.attention(ctx, qa, kc, vc, out, meta, HEADS, KV_HEADS, HD);
+            }
+        });
+        // reference: write every row's rotated K and V into the slots, then attend row by row
+        float[][] rq = new float[n][];
+        for (int b = 0; b < n; b++) {
+            float[] t = java.util.Arrays.copyOfRange(tables, b * HD, (b + 1) * HD);
+            rq[b] = References.rope(java.util.Arrays.copyOfRange(q, b * qDim, (b + 1) * qDim), t, HD);
+            float[] rk = References.rope(java.util.Arrays.copyOfRange(k, b * kvDim, (b + 1) * kvDim), t, HD);
+            int base = (meta.get(BatchLayout.CACHE_BASE + b) + meta.get(BatchLayout.POSITION + b)) * kvDim;
+            for (int i = 0; i < kvDim; i++) {
+                keys[base + i] = f16 ? Float.float16ToFloat(Float.floatToFloat16(rk[i])) : rk[i];
+                values[base + i] = f16 ? Float.float16ToFloat(Float.floatToFloat16(v[b * kvDim + i])) : v[b * kvDim + i];
+            }
+        }
+        for (int b = 0; b < n; b++) {
+            int slot = meta.get(BatchLayout.CACHE_BASE + b) * kvDim, len = meta.get(BatchLayout.POSITION + b) + 1;
+            float[] ks = java.util.Arrays.copyOfRange(keys, slot, slot + CAP * kvDim), vs = java.util.Arrays.copyOfRange(values, slot, slot + CAP * kvDim);
+            float[] expect = References.attention(rq[b], ks, vs, len, HEADS, KV_HEADS, HD);
+            for (int i = 0; i < qDim; i++) {
+                assertEquals(expect[i], out.get(b * qDim + i), 1e-4, "row " + b + " attention " + i);
+            }
+        }
+    }
+
+    @Test
+    void normRoundBiasEmbedGatherAndArgmaxPerRow() {
+        SplittableRandom r = new SplittableRandom(5);
+        IntArray meta = meta();
+        int n = 6, dim = 96 + 5;
+        float[] x = randomFloats(r, n * dim, 3), w = randomFloats(r, dim, 1), bias = randomFloats(r, dim, 1);
+        FloatArray xa = fa(x), out = new FloatArray(n * dim), rounded = new FloatArray(n * dim), biased = fa(x);
+        WorkGroupEmulator.run(BatchLayout.MAX_ROWS * 32, 32, ctx -> BatchKernels.rmsNorm(ctx, xa, fa(w), out, meta, BatchLayout.ROWS, dim, 1e-5f));
+        WorkGroupEmulator.run(WorkGroupEmulator.global(dim / 32 + 1, 8), 8, ctx -> BatchKernels.roundQ8(ctx, xa, rounded, meta, BatchLayout.ROWS, dim));
+        WorkGroupEmulator.run(WorkGroupEmulator.global(dim, 32), 32, ctx -> BatchKernels.addBias(ctx, biased, fa(bias), meta, dim));
+        for (int b = 0; b < n; b++) {
+            float[] xb = java.util.Arrays.copyOfRange(x, b * dim, (b + 1) * dim);
+            float[] e = References.rmsNorm(xb, w, 1e-5f), q = References.roundQ8(xb);
+            for (int i = 0; i < dim; i++) {
+                assertEquals(e[i], out.get(b * dim + i), 1e-5 * Math.max(1, Math.abs(e[i])), "norm row " + b);
+                assertEquals(q[i], rounded.get(b * dim + i), 0f, "round row " + b);
+                assertEquals(xb[i] + bias[i], biased.get(b * dim + i), 0f, "bias row " + b);
+            }
+        }
+        FloatArray gathered = new FloatArray(2 * dim);
+        WorkGroupEmulator.run(WorkGroupEmulator.global(dim, 32), 32, ctx -> BatchKernels.gatherOutputs(ctx, xa, gathered, meta, dim));
+        for (int i = 0; i < dim; i++) {
+            assertEquals(x[4 * dim + i], gathered.get(i), 0f);
+            assertEquals(x[5 * dim + i], gathered.get(dim + i), 0f);
+        }
+        KernelTestData.Matrix table = matrix(KernelTestData.Type.Q8_0, 16, 96, r);
+        FloatArray emb = new FloatArray(n * 96);
+        WorkGroupEmulator.run(WorkGroupEmulator.global(96, 32), 32, ctx -> BatchKernels.embedQ8(ctx, (IntArray) table.a(), (FloatArray) table.b(), meta, emb, 96));
+        for (int b = 0; b < n; b++) {
+            for (int i = 0; i < 96; i++) {
+                assertEquals(table.values()[(3 + b) * 96 + i], emb.get(b * 96 + i), 0f, "embedding row " + b);
+            }
+        }
+        int vocab = 1000, groups = 4;
+        float[] logits = randomFloats(r, 2 * vocab, 5);
+        logits[vocab + 700] = 9f;
+        logits[vocab + 3] = 9f; // a tie: the lower index wins
+        FloatArray la = fa(logits), pv = new FloatArray(2 * groups), result = new FloatArray(0);
+        IntArray pi = new IntArray(2 * groups), ids = new IntArray(2);
+        WorkGroupEmulator.run(groups * 64, 64, ctx -> BatchKernels.argmaxPartial(ctx, la, pv, pi, meta, vocab));
+        WorkGroupEmulator.run(64, 64, ctx -> BatchKernels.argmaxFinal(ctx, pv, pi, ids, meta, groups));
+        assertEquals(References.argmax(java.util.Arrays.copyOf(logits, vocab)), ids.get(0));
+        assertEquals(3, ids.get(1));
+        assertEquals(0, result.getSize());
+    }
+}
