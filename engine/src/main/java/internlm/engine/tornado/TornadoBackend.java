@@ -61,12 +61,7 @@ public final class TornadoBackend implements Backend {
         if (settings.sequences() < 1 || settings.context() < 1) {
             throw new IllegalArgumentException("the TornadoVM backend needs at least one sequence slot and a context of at least one token");
         }
-        int rows = Integer.getInteger("internlm.tornado.batch", BatchLayout.MAX_ROWS);
-        if (rows < 1 || rows > BatchLayout.MAX_ROWS) {
-            throw new IllegalArgumentException("internlm.tornado.batch must be between 1 and " + BatchLayout.MAX_ROWS);
-        }
-        int outputs = Math.min(rows, Math.max(8, settings.sequences()));
-        this.shape = new GraphBuilder.Shape(rows, outputs, settings.sequences(), settings.context(), settings.kvCacheF16(), settings.roundActivations());
+        this.shape = shape(settings);
         long need = deviceBytes(model, shape);
         TornadoSupport.prepareRuntime(need);
         int[] dev = TornadoSupport.parseDevice(settings.device());
@@ -77,10 +72,10 @@ public final class TornadoBackend implements Backend {
         if (available > 0 && need > available) {
             throw new IllegalArgumentException(String.format("the model needs %.2f GiB on the device (weights, KV caches for %d sequence(s) of %d tokens, buffers for "
                     + "%d-row batches) but %s has %.2f GiB: use a smaller --ctx or --parallel, --kv-cache f16, a smaller quantization, or --backend cpu",
-                    need / 1073741824.0, settings.sequences(), settings.context(), rows, deviceName, available / 1073741824.0));
+                    need / 1073741824.0, settings.sequences(), settings.context(), shape.rows(), deviceName, available / 1073741824.0));
         }
         this.slots = new TornadoSequence[settings.sequences()];
-        this.ropeScratch = new float[rows * c.headDim()];
+        this.ropeScratch = new float[shape.rows() * c.headDim()];
         this.graphs = new GraphBuilder(model, shape, localSize(deviceName), Boolean.getBoolean("internlm.tornado.nativeHalf"), progress).build();
         TornadoExecutionPlan p = new TornadoExecutionPlan(graphs.graphs.toArray(new uk.ac.manchester.tornado.api.ImmutableTaskGraph[0]));
         if (device != null) {
@@ -145,6 +140,21 @@ public final class TornadoBackend implements Backend {
     }
 
     // ------------------------------------------------------------------ sizes
+
+    /** The graphs' shape for these settings: batch rows (internlm.tornado.batch, at most BatchLayout.MAX_ROWS), output rows, slots. */
+    static GraphBuilder.Shape shape(Settings settings) {
+        int rows = Integer.getInteger("internlm.tornado.batch", BatchLayout.MAX_ROWS);
+        if (rows < 1 || rows > BatchLayout.MAX_ROWS) {
+            throw new IllegalArgumentException("internlm.tornado.batch must be between 1 and " + BatchLayout.MAX_ROWS);
+        }
+        int outputs = Math.min(rows, Math.max(8, settings.sequences()));
+        return new GraphBuilder.Shape(rows, outputs, settings.sequences(), settings.context(), settings.kvCacheF16(), settings.roundActivations());
+    }
+
+    /** Device bytes the model takes with these settings (weights, KV caches of every slot, activations). */
+    public static long deviceBytes(LoadedModel m, Settings settings) {
+        return deviceBytes(m, shape(settings));
+    }
 
     static long deviceBytes(LoadedModel m, GraphBuilder.Shape s) {
         ModelConfig c = m.config();
