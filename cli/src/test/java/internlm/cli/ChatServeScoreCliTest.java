@@ -125,6 +125,20 @@ class ChatServeScoreCliTest {
     }
 
     @Test
+    void serveRefusesUnusableApiKeys() throws Exception {
+        java.nio.file.Path empty = tmp.resolve("empty.key");
+        java.nio.file.Files.writeString(empty, "\n");
+        CliTest.Result r = run("", "serve", "-q", "--api-key-file", empty.toString());
+        assertEquals(1, r.code());
+        assertTrue(r.err().startsWith("error: the API key file " + empty + " is empty"), r.err());
+        r = run("", "serve", "-q", "--api-key-file", tmp.resolve("missing.key").toString());
+        assertTrue(r.err().startsWith("error: cannot read the API key file"), r.err());
+        r = run("", "serve", "-q", "--api-key", "k", "--api-key-file", empty.toString());
+        assertTrue(r.err().startsWith("error: use either --api-key or --api-key-file"), r.err());
+        assertTrue(run("", "serve", "--help").out().contains("--cors-origin"));
+    }
+
+    @Test
     void helpForTheNewCommands() {
         for (String c : new String[] {"serve", "score", "chat"}) {
             CliTest.Result r = run("", c, "--help");

@@ -129,7 +129,7 @@ public final class GrammarMatcher {
                 return;
             }
         }
-        byte[] bytes = tokenBytes(token);
+        byte[] bytes = trie.bytes(token);
         if (bytes == null) {
             throw new IllegalStateException("token " + token + " has no text and is not allowed by the grammar");
         }
@@ -188,22 +188,6 @@ public final class GrammarMatcher {
         return m;
     }
 
-    private byte[] tokenBytes(int token) {
-        // the trie holds each token's bytes along its path; find the node by scanning the token list once
-        if (tokenBytes == null) {
-            tokenBytes = new byte[trie.vocabSize][];
-            byte[] path = new byte[trie.maxDepth];
-            for (int i = 0; i < trie.label.length; i++) {
-                path[trie.depth[i] - 1] = trie.label[i];
-                for (int k = trie.tokFrom[i]; k < trie.tokFrom[i + 1]; k++) {
-                    tokenBytes[trie.tokens[k]] = Arrays.copyOf(path, trie.depth[i]);
-                }
-            }
-        }
-        return token >= 0 && token < tokenBytes.length ? tokenBytes[token] : null;
-    }
-
-    private byte[][] tokenBytes;
 
     // ------------------------------------------------------------------ the automaton
 

@@ -23,6 +23,8 @@ public final class TokenTrie {
     final int[] tokFrom;
     final int[] tokens;
     final int maxDepth;
+    /** Each text token's bytes (null for the others), kept for advancing a matcher over a sampled token. */
+    private final byte[][] tokenBytes;
 
     private TokenTrie(int vocabSize, byte[][] bytes) {
         this.vocabSize = vocabSize;
@@ -78,6 +80,15 @@ public final class TokenTrie {
         this.tokFrom = Arrays.copyOf(from, nodes + 1);
         this.tokens = toks;
         this.maxDepth = deepest;
+        this.tokenBytes = new byte[vocabSize][];
+        for (Integer id : ids) {
+            tokenBytes[id] = bytes[id].clone();
+        }
+    }
+
+    /** The bytes of text token {@code id}, or null when it is not one (control, special, empty or out of range). */
+    byte[] bytes(int id) {
+        return id >= 0 && id < tokenBytes.length ? tokenBytes[id] : null;
     }
 
     /** The trie of a tokenizer's text tokens (built on first use, then shared). */
