@@ -83,7 +83,7 @@ public final class BenchRunner {
             // TornadoVM reads its settings once, at first use (listing devices included): the device memory this
             // model needs (or the probe, if larger), and no silent fall-back to the JVM
             long probeBytes = plan.probeBytes() > 0 ? plan.probeBytes() : 1L << 30;
-            TornadoSupport.prepareRuntime(Math.max(TornadoProbe.deviceBytes(model, plan.context(), plan.kvCacheF16()), probeBytes + (64L << 20)));
+            TornadoSupport.prepareRuntime(Math.max(TornadoProbe.deviceBytes(model, plan.context(), plan.maxSequences(), plan.kvCacheF16()), probeBytes + (64L << 20)));
         }
         for (String device : devices()) {
             runDevice(model, source, device, both);
@@ -352,7 +352,7 @@ public final class BenchRunner {
     }
 
     private String deviceTooLarge(LoadedModel m, int ctx, long memory) {
-        long need = TornadoProbe.deviceBytes(m, ctx, plan.kvCacheF16());
+        long need = TornadoProbe.deviceBytes(m, ctx, plan.maxSequences(), plan.kvCacheF16());
         if (memory > 0 && need > memory) {
             return String.format(Locale.ROOT, "the model needs %.2f GiB on the device (weights, KV cache for %d tokens, buffers), the device has %.2f GiB",
                     need / 1073741824.0, ctx, memory / 1073741824.0);

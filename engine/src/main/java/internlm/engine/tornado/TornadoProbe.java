@@ -101,9 +101,9 @@ public final class TornadoProbe {
         return "unknown";
     }
 
-    /** Device bytes the model needs on the TornadoVM backend with a KV cache for {@code context} tokens. */
-    public static long deviceBytes(LoadedModel m, int context, boolean kvCacheF16) {
-        return TornadoBackend.deviceBytes(m, new TornadoBackend.Settings(context, 1, null, kvCacheF16, true, false));
+    /** Device bytes the model needs on the TornadoVM backend with KV caches of {@code context} tokens for {@code sequences} sequences. */
+    public static long deviceBytes(LoadedModel m, int context, int sequences, boolean kvCacheF16) {
+        return TornadoBackend.deviceBytes(m, new TornadoBackend.Settings(context, sequences, null, kvCacheF16, true, false));
     }
 
     /** A bandwidth measurement: best GB/s over the reps and how it was timed. */
