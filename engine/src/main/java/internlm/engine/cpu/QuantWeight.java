@@ -94,6 +94,17 @@ abstract sealed class QuantWeight extends Weight permits QuantWeight.Q8, QuantWe
                 VectorKernels.dequantQ8_0(quants, 32 * s, scales, s, out, outOff + 32 * j, 1);
             }
         }
+
+        @Override
+        protected boolean fusesSmallBatches() {
+            return true;
+        }
+
+        @Override
+        protected void tile4(int k, int quad, float[] x, int x0, int x1, int x2, int x3, float[] out) {
+            int s = blockIndex(k, quad, 0, 0);
+            VectorKernels.tile4x4Q8(quants, scales, 32 * s, s, tileBlocks(k), x, x0, x1, x2, x3, out);
+        }
     }
 
     /** Q4_0: 16 bytes of nibbles per block (low nibbles are elements 0–15, high nibbles 16–31). */

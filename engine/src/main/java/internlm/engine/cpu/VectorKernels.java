@@ -130,6 +130,55 @@ public final class VectorKernels {
         out[3] = sum(a3);
     }
 
+    /**
+     * A 4×4 tile straight from a quad of Q8_0 rows (layout as {@link #dot4Q8}) and four activation rows:
+     * out[4i + t] = Σ_c W[i, c]·x[x_t + c] in the fixed order (the same bits as {@link #dot4Q8} of each token alone).
+     * Each weight vector is converted once and feeds four FMAs: decode steps of several sequences run at FMA
+     * throughput without the dequantize-to-memory pass of large batches.
+     */
+    public static void tile4x4Q8(byte[] q, float[] s, int qOff, int sOff, int blocks, float[] x, int x0, int x1, int x2, int x3, float[] out) {
+        if (!VECTOR) {
+            int[] xs = {x0, x1, x2, x3};
+            float[] p = new float[4];
+            for (int t = 0; t < 4; t++) {
+                dot4Q8(q, s, qOff, sOff, blocks, x, xs[t], p);
+                for (int i = 0; i < 4; i++) {
+                    out[4 * i + t] = p[i];
+                }
+            }
+            return;
+        }
+        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a02 = FloatVector.zero(F), a03 = FloatVector.zero(F);
+        FloatVector a10 = FloatVector.zero(F), a11 = FloatVector.zero(F), a12 = FloatVector.zero(F), a13 = FloatVector.zero(F);
+        FloatVector a20 = FloatVector.zero(F), a21 = FloatVector.zero(F), a22 = FloatVector.zero(F), a23 = FloatVector.zero(F);
+        FloatVector a30 = FloatVector.zero(F), a31 = FloatVector.zero(F), a32 = FloatVector.zero(F), a33 = FloatVector.zero(F);
+        for (int j = 0; j < blocks; j++) {
+            int so = sOff + 4 * j, qo = qOff + 128 * j;
+            float d0 = s[so], d1 = s[so + 1], d2 = s[so + 2], d3 = s[so + 3];
+            for (int c = 0; c < 32; c += L) {
+                int xo = 32 * j + c;
+                FloatVector v0 = FloatVector.fromArray(F, x, x0 + xo), v1 = FloatVector.fromArray(F, x, x1 + xo);
+                FloatVector v2 = FloatVector.fromArray(F, x, x2 + xo), v3 = FloatVector.fromArray(F, x, x3 + xo);
+                FloatVector w = ((FloatVector) ByteVector.fromArray(B, q, qo + c).convertShape(VectorOperators.B2F, F, 0)).mul(d0);
+                a00 = w.fma(v0, a00); a01 = w.fma(v1, a01); a02 = w.fma(v2, a02); a03 = w.fma(v3, a03);
+                w = ((FloatVector) ByteVector.fromArray(B, q, qo + 32 + c).convertShape(VectorOperators.B2F, F, 0)).mul(d1);
+                a10 = w.fma(v0, a10); a11 = w.fma(v1, a11); a12 = w.fma(v2, a12); a13 = w.fma(v3, a13);
+                w = ((FloatVector) ByteVector.fromArray(B, q, qo + 64 + c).convertShape(VectorOperators.B2F, F, 0)).mul(d2);
+                a20 = w.fma(v0, a20); a21 = w.fma(v1, a21); a22 = w.fma(v2, a22); a23 = w.fma(v3, a23);
+                w = ((FloatVector) ByteVector.fromArray(B, q, qo + 96 + c).convertShape(VectorOperators.B2F, F, 0)).mul(d3);
+                a30 = w.fma(v0, a30); a31 = w.fma(v1, a31); a32 = w.fma(v2, a32); a33 = w.fma(v3, a33);
+            }
+        }
+        float[] t = LANES.get();
+        a00.intoArray(t, 0); a01.intoArray(t, L); a02.intoArray(t, 2 * L); a03.intoArray(t, 3 * L);
+        a10.intoArray(t, 4 * L); a11.intoArray(t, 5 * L); a12.intoArray(t, 6 * L); a13.intoArray(t, 7 * L);
+        a20.intoArray(t, 8 * L); a21.intoArray(t, 9 * L); a22.intoArray(t, 10 * L); a23.intoArray(t, 11 * L);
+        a30.intoArray(t, 12 * L); a31.intoArray(t, 13 * L); a32.intoArray(t, 14 * L); a33.intoArray(t, 15 * L);
+        for (int k = 0; k < 16; k++) {
+            out[k] = treeSum(t, k * L);
+        }
+    }
+
     /** As {@link #dot4Q8} for Q4_0 (16 bytes of nibbles per block: q[qOff + 16·(4j + i)]). */
     public static void dot4Q4(byte[] q, float[] s, int qOff, int sOff, int blocks, float[] x, int xOff, float[] out) {
         if (!VECTOR) {

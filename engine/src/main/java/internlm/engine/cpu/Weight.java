@@ -83,6 +83,30 @@ public abstract sealed class Weight permits QuantWeight, HalfWeight, MappedWeigh
      */
     protected abstract void dot4(int k, int quad, float[] x, int xOff, float[] out);
 
+    /** Batches narrower than this run {@link #tile4} straight from the stored weights (when {@link #fusesSmallBatches}). */
+    static final int FUSED_BATCH = 16;
+
+    /**
+     * Whether {@link #tile4} reads the stored weights directly (converting each weight vector once for four tokens);
+     * otherwise every batch dequantizes a quad's chunk into memory first.
+     */
+    protected boolean fusesSmallBatches() {
+        return false;
+    }
+
+    /**
+     * out[4i + t] = the sum of {@link #dot4} for row 4·quad + i and token t (activations at x[x_t ..], already offset
+     * to the chunk), in the same order. This generic version dequantizes the quad's chunk first.
+     */
+    protected void tile4(int k, int quad, float[] x, int x0, int x1, int x2, int x3, float[] out) {
+        int n = chunkWidth(k);
+        float[] w = new float[4 * n];
+        for (int i = 0; i < 4; i++) {
+            dequantizeChunk(k, Math.min(4 * quad + i, rows - 1), w, i * n);
+        }
+        VectorKernels.tile4x4(w, 0, n, n, x, x0, x1, x2, x3, out);
+    }
+
     /** Writes the columns of chunk k of row r as floats into out[outOff ..]. */
     protected abstract void dequantizeChunk(int k, int r, float[] out, int outOff);
 
@@ -138,6 +162,35 @@ public abstract sealed class Weight permits QuantWeight, HalfWeight, MappedWeigh
         }
         int quads = batch / 4 * 4;
         float[] acc = new float[4 * batch];
+        if (batch < FUSED_BATCH && fusesSmallBatches()) {
+            // a few sequences decoding together: tiles straight from the stored weights, chunk by chunk
+            for (int g = g0; g < g1; g++) {
+                Arrays.fill(acc, 0f);
+                for (int k = 0; k < chunks; k++) {
+                    int c0 = k * TILE;
+                    for (int b = 0; b < quads; b += 4) {
+                        tile4(k, g, x, b * xStride + c0, (b + 1) * xStride + c0, (b + 2) * xStride + c0, (b + 3) * xStride + c0, p);
+                        for (int i = 0; i < 4; i++) {
+                            for (int j = 0; j < 4; j++) {
+                                acc[i * batch + b + j] += p[4 * i + j];
+                            }
+                        }
+                    }
+                    for (int b = quads; b < batch; b++) {
+                        dot4(k, g, x, b * xStride + c0, p);
+                        for (int i = 0; i < 4; i++) {
+                            acc[i * batch + b] += p[i];
+                        }
+                    }
+                }
+                for (int i = Math.max(0, from - 4 * g), e = Math.min(4, to - 4 * g); i < e; i++) {
+                    for (int b = 0; b < batch; b++) {
+                        y[b * yStride + yOff + 4 * g + i] = acc[i * batch + b];
+                    }
+                }
+            }
+            return;
+        }
         for (int g = g0; g < g1; g++) {
             Arrays.fill(acc, 0f);
             for (int k = 0; k < chunks; k++) {

@@ -43,7 +43,12 @@ class VectorKernelsTest {
     private static void check(Weight weight, GgmlType type, int cols, int rows, MemorySegment seg, SplittableRandom r) {
         float[] deq = new float[cols * rows];
         Quants.dequantize(type, seg, 0, deq, 0, deq.length);
-        int batch = 6;
+        for (int batch : new int[] {6, 17}) { // small batches: fused tiles (Q8_0); wider: dequantized tiles
+            checkBatch(weight, type, cols, rows, deq, r, batch);
+        }
+    }
+
+    private static void checkBatch(Weight weight, GgmlType type, int cols, int rows, float[] deq, SplittableRandom r, int batch) {
         float[] x = new float[batch * cols];
         for (int i = 0; i < x.length; i++) {
             x[i] = (float) (r.nextDouble() * 4 - 2);
