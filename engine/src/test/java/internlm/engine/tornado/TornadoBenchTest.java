@@ -76,4 +76,22 @@ class TornadoBenchTest {
             }
         }
     }
+
+    /** InternLM2.5-20B in F16 (~40 GB) on a device with less memory: too_large rows, nothing allocated (a sparse file: no weight read). */
+    @Test
+    void modelTooLargeForTheDeviceIsReportedFirst(@TempDir Path tmp) throws Exception {
+        TornadoProbe.Device d = TornadoProbe.device(DEVICE);
+        assumeTrue(d.memory() < 38L << 30, "the device would hold a 20B F16 model");
+        Path f = internlm.engine.bench.BenchRunnerTest.sparse(tmp, "internlm2.5-20b:f16");
+        List<BenchRow> rows = new ArrayList<>();
+        try (LoadedModel m = GgufModelLoader.load(f, Progress.NONE)) {
+            BenchPlan plan = new BenchPlan(new int[] {4}, new int[] {2}, new int[] {0}, new int[] {1}, 1, List.of(DEVICE), 1, false, 16L << 20);
+            new BenchRunner(plan, new PrintStream(new ByteArrayOutputStream()), Progress.NONE, "test").run(m, new BenchRunner.Source("20b", true, 0), rows::add);
+        }
+        assertEquals(2, rows.size());
+        for (BenchRow r : rows) {
+            assertEquals("too_large", r.status(), r.toString());
+            assertTrue(r.note().contains("needs") && r.note().contains("GiB on the device"), r.note());
+        }
+    }
 }
