@@ -13,6 +13,8 @@
 #   --with-pocl         also bench a PoCL (CPU OpenCL) device when a GPU is present (slow on 7B models)
 # Sizes can be overridden: SUITE_GPU_SIZES, SUITE_CPU_SIZES (bench options), SUITE_MODELS, SUITE_KERNEL_SHAPE.
 # Writes DIR/{devices.txt, checks.jsonl, bench-*.jsonl, kernels.jsonl, report.html, report.md + SVGs, suite.log}.
+# The rows name the git commit: from INTERNLM_COMMIT, else bench/.commit (write it before copying a tree without .git:
+# git rev-parse --short=10 HEAD > bench/.commit), else git.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out="$here/bench-results/$(date -u +%Y%m%d-%H%M%S)"

@@ -155,8 +155,10 @@ public enum BenchFormat {
             String speed = r.ok() ? String.format(Locale.ROOT, "%.2f ± %.2f", r.avgTs(), r.stddevTs()) : r.status() + ": " + r.note().replace('|', '/');
             List<String> cells = List.of(
                     r.modelType() + (r.synthetic() ? " (synthetic)" : ""),
-                    String.format(Locale.ROOT, "%.2f GiB", r.modelSize() / 1073741824.0),
-                    String.format(Locale.ROOT, "%.2f B", r.modelNParams() / 1e9),
+                    r.modelSize() >= 1L << 30 ? String.format(Locale.ROOT, "%.2f GiB", r.modelSize() / 1073741824.0)
+                            : String.format(Locale.ROOT, "%.2f MiB", r.modelSize() / 1048576.0),
+                    r.modelNParams() >= 100_000_000 ? String.format(Locale.ROOT, "%.2f B", r.modelNParams() / 1e9)
+                            : String.format(Locale.ROOT, "%.2f M", r.modelNParams() / 1e6),
                     r.backends(),
                     r.gpuInfo(),
                     Integer.toString(r.nThreads()),

@@ -170,7 +170,8 @@ public final class BenchRunner {
             }
         }
         String wtype = byType.entrySet().stream().max(Map.Entry.comparingByValue()).map(e -> e.getKey().name()).orElse("?");
-        String type = String.format(Locale.ROOT, "%s %.1fB %s", cfg.architecture(), params / 1e9, wtype);
+        String type = params >= 100_000_000 ? String.format(Locale.ROOT, "%s %.1fB %s", cfg.architecture(), params / 1e9, wtype)
+                : String.format(Locale.ROOT, "%s %.1fM %s", cfg.architecture(), params / 1e6, wtype);
         Common c = new Common(commit, Instant.now().truncatedTo(ChronoUnit.SECONDS).toString(), Runtime.version().toString(), tornado, src.filename(), type,
                 cfg.family().label, cfg.shape(), wtype, size, params, src.synthetic(), device, backendName, name, driver, version,
                 cpu ? threads() : 1, kv);

@@ -70,7 +70,7 @@ public final class Report {
     }
 
     private static String shortName(String n) {
-        String s = n.replace("pthread-", "").replace("(R)", "").replace("(TM)", "").trim();
+        String s = n.replace("pthread-", "").replace("(R)", "").replace("(TM)", "").replaceAll("^[a-z0-9]+-avx[0-9a-z]*-", "").trim();
         return s.length() > 28 ? s.substring(0, 28) : s;
     }
 
@@ -188,7 +188,7 @@ public final class Report {
 
     private List<List<String>> kernelTable() {
         List<List<String>> t = new ArrayList<>();
-        t.add(List.of("device", "backend", "kernel", "variant", "shape", "µs/launch", "GB/s", "GFLOP/s", "of bandwidth", "max |error|", "check"));
+        t.add(List.of("device", "backend", "kernel", "variant", "shape", "µs/launch", "GB/s", "GFLOP/s", "of bandwidth", "max abs error", "check"));
         for (KernelRow k : kernels) {
             t.add(List.of(k.device(), k.backends(), k.kernel(), k.variant(), k.shape(), String.format(Locale.ROOT, "%.1f ± %.1f", k.avgUs(), k.stddevUs()),
                     String.format(Locale.ROOT, "%.1f", k.gbs()), String.format(Locale.ROOT, "%.1f", k.gflops()),

@@ -11,7 +11,7 @@ public final class Svg {
     public record Series(String name, double[] values) {}
 
     private static final String[] COLORS = {"#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
-    private static final int W = 800, H = 360, L = 70, R = 240, T = 40, B = 70;
+    private static final int W = 820, H = 400, L = 70, R = 250, T = 40, B = 110;
 
     static String esc(String s) {
         return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\"", "&quot;");
@@ -55,7 +55,7 @@ public final class Svg {
         for (int i = 0; i < series.size(); i++) {
             int y = T + 10 + 18 * i;
             s.append(String.format(Locale.ROOT, "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/>%n", W - R + 12, y - 10, COLORS[i % COLORS.length]));
-            s.append(String.format(Locale.ROOT, "<text x=\"%d\" y=\"%d\">%s</text>%n", W - R + 30, y, esc(shorten(series.get(i).name(), 36))));
+            s.append(String.format(Locale.ROOT, "<text x=\"%d\" y=\"%d\">%s</text>%n", W - R + 30, y, esc(shorten(series.get(i).name(), 34))));
         }
     }
 
@@ -94,7 +94,14 @@ public final class Svg {
                         x, y, bw - 1, h, COLORS[i % COLORS.length], esc(series.get(i).name()), esc(categories.get(c)), num(v)));
                 s.append(String.format(Locale.ROOT, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"10\">%s</text>%n", x + bw / 2, y - 3, num(v)));
             }
-            s.append(String.format(Locale.ROOT, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>%n", L + c * gw + gw / 2, T + ph + 18, esc(shorten(categories.get(c), Math.max(8, (int) (gw / 6.5))))));
+            double cx = L + c * gw + gw / 2;
+            if (categories.size() > 4) { // many groups: slanted labels
+                s.append(String.format(Locale.ROOT, "<text transform=\"translate(%.1f,%d) rotate(-30)\" text-anchor=\"end\" font-size=\"11\">%s</text>%n",
+                        cx, T + ph + 14, esc(shorten(categories.get(c), 30))));
+            } else {
+                s.append(String.format(Locale.ROOT, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>%n", cx, T + ph + 18,
+                        esc(shorten(categories.get(c), Math.max(8, (int) (gw / 6.5))))));
+            }
         }
         legend(s, series);
         return s.append("</svg>\n").toString();
