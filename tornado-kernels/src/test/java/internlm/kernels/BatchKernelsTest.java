@@ -3,6 +3,8 @@ package internlm.kernels;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.EnumSource;
+import uk.ac.manchester.tornado.api.types.arrays.HalfFloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
@@ -92,6 +94,31 @@ class BatchKernelsTest {
             float[] expect = References.attention(rq[b], ks, vs, len, HEADS, KV_HEADS, HD);
             for (int i = 0; i < qDim; i++) {
                 assertEquals(expect[i], out.get(b * qDim + i), 1e-4, "row " + b + " attention " + i);
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(KernelTestData.Type.class)
+    void embeddingOfEveryRowInEveryWeightType(KernelTestData.Type type) {
+        SplittableRandom r = new SplittableRandom(8);
+        IntArray meta = meta();
+        int n = 6, vocab = 16, dim = 96;
+        KernelTestData.Matrix table = matrix(type, vocab, dim, r);
+        FloatArray x = new FloatArray(n * dim);
+        WorkGroupEmulator.run(WorkGroupEmulator.global(dim, 32), 32, ctx -> {
+            switch (type) {
+                case F32 -> BatchKernels.embedF32(ctx, (FloatArray) table.a(), meta, x, dim);
+                case F16 -> BatchKernels.embedF16(ctx, (HalfFloatArray) table.a(), meta, x, dim);
+                case F16_BITS -> BatchKernels.embedF16Bits(ctx, (ShortArray) table.a(), (FloatArray) table.b(), meta, x, dim);
+                case Q8_0 -> BatchKernels.embedQ8(ctx, (IntArray) table.a(), (FloatArray) table.b(), meta, x, dim);
+                case Q4_0 -> BatchKernels.embedQ4(ctx, (IntArray) table.a(), (FloatArray) table.b(), meta, x, dim);
+            }
+        });
+        for (int b = 0; b < n; b++) {
+            int token = meta.get(BatchLayout.TOKEN + b);
+            for (int i = 0; i < dim; i++) {
+                assertEquals(table.values()[token * dim + i], x.get(b * dim + i), 0f, type + " row " + b + " element " + i);
             }
         }
     }

@@ -10,7 +10,7 @@ import internlm.loader.Progress;
 import internlm.loader.gguf.GgmlType;
 import internlm.loader.synthetic.SyntheticGguf;
 import internlm.loader.synthetic.SyntheticGguf.Spec;
-import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -34,8 +34,9 @@ class TornadoBatchTest {
     @TempDir
     Path tmp;
 
-    @BeforeAll
-    static void needsTornado() {
+    /** Per test, so that without TornadoVM every test is reported as skipped (an assumption in @BeforeAll reports none). */
+    @BeforeEach
+    void needsTornado() {
         assumeTrue(TornadoSupport.available(), "TornadoVM is not available in this JVM");
     }
 

@@ -4,7 +4,7 @@ import internlm.kernels.BatchKernels;
 import internlm.kernels.BatchLayout;
 import internlm.kernels.DeviceLayouts;
 import internlm.kernels.GemmKernels;
-import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import uk.ac.manchester.tornado.api.GridScheduler;
 import uk.ac.manchester.tornado.api.KernelContext;
@@ -22,8 +22,9 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /** The batched kernels compiled by TornadoVM and run on its default device, against plain Java sums. */
 class TornadoKernelsOnDeviceTest {
-    @BeforeAll
-    static void needsTornado() {
+    /** Per test, so that without TornadoVM every test is reported as skipped (an assumption in @BeforeAll reports none). */
+    @BeforeEach
+    void needsTornado() {
         assumeTrue(TornadoSupport.available(), "TornadoVM is not available in this JVM");
     }
 
