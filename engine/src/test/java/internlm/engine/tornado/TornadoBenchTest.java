@@ -70,7 +70,8 @@ class TornadoBenchTest {
         }
         assertEquals(8, rows.size());
         for (BenchRow r : rows) {
-            assertEquals(r.nSeq() == 1 ? "ok" : "unsupported", r.status(), r.toString());
+            // the batched TornadoVM backend holds a KV cache slot for each concurrent sequence
+            assertEquals("ok", r.status(), r.toString());
             if (r.ok() && r.nGen() > 0) {
                 assertTrue(r.rooflineTs() > 0 && r.rooflineFraction() > 0, r.toString());
             }
