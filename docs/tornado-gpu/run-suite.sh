@@ -38,8 +38,6 @@ echo "== devices ($TORNADO_SDK)"
 "$TORNADO_SDK/bin/tornado" --devices 2>&1 | tee "$out/devices.txt"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee -a "$out/devices.txt"
 
-echo "| shape | type | device | pp$PP tok/s | tg$TG tok/s (1 sequence) | aggregate decode tok/s ($SEQS sequences) | backend |"
-echo "|---|---|---|---|---|---|---|"
 for shape in $SHAPES; do
     model=$work/models/$shape-f16.gguf
     [ -f "$model" ] || "$JAVA_HOME/bin/java" -cp "$jar:$carry" SynthModel "$shape" f16 "$model" || { echo "cannot write $model" >&2; continue; }
@@ -47,23 +45,13 @@ for shape in $SHAPES; do
         quant=(); [ "$type" = f16 ] || quant=(--quantize "$type")
         for dev in $DEVICES; do
             log=$out/$shape-$type-${dev/:/_}.log
+            # one bench matrix per (shape, type, device): pp, decode of 1 and of $SEQS concurrent sequences (aggregate)
             timeout "$RUN_TIMEOUT" "$TORNADO_SDK/bin/tornado" --jvm="-Dtornado.recover.bailout=False" -jar "$jar" --params \
-                "bench -m $model ${quant[*]} --backend tornado --device $dev --ctx $CTX -p $PP -n $TG -r $REPS -s $SEQS --json" \
-                > "$log.json" 2> "$log"
-            rc=$?
-            line=$(grep '^{' "$log.json" | tail -1)
-            if [ $rc -ne 0 ] || [ -z "$line" ]; then
-                echo "| $shape | $type | $dev | failed (exit $rc, see $(basename "$log")) | | | |"
-                continue
-            fi
-            echo "$line" | sed "s/^{/{\"shape\":\"$shape\",\"type\":\"$type\",\"device\":\"$dev\",/" >> "$out/results.jsonl"
-            python3 - "$shape" "$type" "$dev" "$line" <<'PY' 2>/dev/null || echo "| $shape | $type | $dev | $line |"
-import json, sys
-shape, typ, dev, o = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
-agg = ", ".join("%s: %.1f" % (k[4:-17], v) for k, v in o.items() if k.endswith("_aggregate_median"))
-print("| %s | %s | %s | %.1f | %.1f | %s | %s |" % (shape, typ, dev, o["pp_median"], o["tg_median"], agg, o["backend"]))
-PY
+                "bench -m $model ${quant[*]} --devices $dev --ctx $CTX -p $PP -n $TG -b 1,$SEQS -r $REPS -o jsonl --out $out/bench-$shape-$type-${dev/:/_}.jsonl" \
+                > "$log" 2>&1 || echo "$shape $type $dev: failed (exit $?, see $(basename "$log"))"
         done
     done
 done
+cd "$out"
+"$JAVA_HOME/bin/java" -jar "$jar" bench report "$out"/bench-*.jsonl -o "$out/report.md" && cat "$out/report.md"
 rm -rf "$clean"
