@@ -96,15 +96,11 @@ public abstract sealed class Weight permits QuantWeight, HalfWeight, MappedWeigh
 
     /**
      * out[4i + t] = the sum of {@link #dot4} for row 4·quad + i and token t (activations at x[x_t ..], already offset
-     * to the chunk), in the same order. This generic version dequantizes the quad's chunk first.
+     * to the chunk), in the same order, read from the stored weights. Only called on kinds whose
+     * {@link #fusesSmallBatches} is true, which override it.
      */
     protected void tile4(int k, int quad, float[] x, int x0, int x1, int x2, int x3, float[] out) {
-        int n = chunkWidth(k);
-        float[] w = new float[4 * n];
-        for (int i = 0; i < 4; i++) {
-            dequantizeChunk(k, Math.min(4 * quad + i, rows - 1), w, i * n);
-        }
-        VectorKernels.tile4x4(w, 0, n, n, x, x0, x1, x2, x3, out);
+        throw new UnsupportedOperationException(getClass().getSimpleName() + " does not multiply tiles from its stored weights");
     }
 
     /** Writes the columns of chunk k of row r as floats into out[outOff ..]. */
@@ -162,44 +158,25 @@ public abstract sealed class Weight permits QuantWeight, HalfWeight, MappedWeigh
         }
         int quads = batch / 4 * 4;
         float[] acc = new float[4 * batch];
-        if (batch < FUSED_BATCH && fusesSmallBatches()) {
-            // a few sequences decoding together: tiles straight from the stored weights, chunk by chunk
-            for (int g = g0; g < g1; g++) {
-                Arrays.fill(acc, 0f);
-                for (int k = 0; k < chunks; k++) {
-                    int c0 = k * TILE;
-                    for (int b = 0; b < quads; b += 4) {
-                        tile4(k, g, x, b * xStride + c0, (b + 1) * xStride + c0, (b + 2) * xStride + c0, (b + 3) * xStride + c0, p);
-                        for (int i = 0; i < 4; i++) {
-                            for (int j = 0; j < 4; j++) {
-                                acc[i * batch + b + j] += p[4 * i + j];
-                            }
-                        }
-                    }
-                    for (int b = quads; b < batch; b++) {
-                        dot4(k, g, x, b * xStride + c0, p);
-                        for (int i = 0; i < 4; i++) {
-                            acc[i * batch + b] += p[i];
-                        }
-                    }
-                }
-                for (int i = Math.max(0, from - 4 * g), e = Math.min(4, to - 4 * g); i < e; i++) {
-                    for (int b = 0; b < batch; b++) {
-                        y[b * yStride + yOff + 4 * g + i] = acc[i * batch + b];
-                    }
-                }
-            }
-            return;
-        }
+        // a few sequences decoding together: tiles straight from the stored weights; more rows (prompts): a quad's
+        // chunk dequantized once into scratch and passed over every token
+        boolean fused = batch < FUSED_BATCH && fusesSmallBatches();
         for (int g = g0; g < g1; g++) {
             Arrays.fill(acc, 0f);
             for (int k = 0; k < chunks; k++) {
                 int n = chunkWidth(k), c0 = k * TILE;
-                for (int i = 0; i < 4; i++) {
-                    dequantizeChunk(k, Math.min(4 * g + i, rows - 1), scratch, i * n);
+                if (!fused) {
+                    for (int i = 0; i < 4; i++) {
+                        dequantizeChunk(k, Math.min(4 * g + i, rows - 1), scratch, i * n);
+                    }
                 }
                 for (int b = 0; b < quads; b += 4) {
-                    VectorKernels.tile4x4(scratch, 0, n, n, x, b * xStride + c0, (b + 1) * xStride + c0, (b + 2) * xStride + c0, (b + 3) * xStride + c0, p);
+                    int x0 = b * xStride + c0, x1 = x0 + xStride, x2 = x1 + xStride, x3 = x2 + xStride;
+                    if (fused) {
+                        tile4(k, g, x, x0, x1, x2, x3, p);
+                    } else {
+                        VectorKernels.tile4x4(scratch, 0, n, n, x, x0, x1, x2, x3, p);
+                    }
                     for (int i = 0; i < 4; i++) {
                         for (int j = 0; j < 4; j++) {
                             acc[i * batch + b + j] += p[4 * i + j];
@@ -207,7 +184,11 @@ public abstract sealed class Weight permits QuantWeight, HalfWeight, MappedWeigh
                     }
                 }
                 for (int b = quads; b < batch; b++) {
-                    VectorKernels.tile4x1(scratch, 0, n, n, x, b * xStride + c0, p);
+                    if (fused) {
+                        dot4(k, g, x, b * xStride + c0, p);
+                    } else {
+                        VectorKernels.tile4x1(scratch, 0, n, n, x, b * xStride + c0, p);
+                    }
                     for (int i = 0; i < 4; i++) {
                         acc[i * batch + b] += p[i];
                     }
