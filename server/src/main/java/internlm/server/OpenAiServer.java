@@ -237,10 +237,7 @@ public final class OpenAiServer implements AutoCloseable {
             res.setStatus(200);
             res.getHeaders().put(HttpHeader.CONTENT_TYPE, "application/json");
         }
-        try (Blocker.Callback b = Blocker.callback()) {
-            res.write(false, ByteBuffer.wrap(new byte[] {' '}), b);
-            b.block();
-        }
+        write(res, false, new byte[] {' '});
     }
 
     static void writeJson(Response res, int status, JsonNode body) throws IOException {
@@ -250,19 +247,19 @@ public final class OpenAiServer implements AutoCloseable {
         } catch (JsonProcessingException e) {
             throw new IOException(e);
         }
-        if (res.isCommitted()) {
-            // after heartbeats (see heartbeat): status and headers are gone already
-            try (Blocker.Callback b = Blocker.callback()) {
-                res.write(true, ByteBuffer.wrap(bytes), b);
-                b.block();
-            }
-            return;
+        // after heartbeats (see heartbeat) the status and headers have gone out already
+        if (!res.isCommitted()) {
+            res.setStatus(status);
+            res.getHeaders().put(HttpHeader.CONTENT_TYPE, "application/json");
+            res.getHeaders().put(HttpHeader.CONTENT_LENGTH, bytes.length);
         }
-        res.setStatus(status);
-        res.getHeaders().put(HttpHeader.CONTENT_TYPE, "application/json");
-        res.getHeaders().put(HttpHeader.CONTENT_LENGTH, bytes.length);
+        write(res, true, bytes);
+    }
+
+    /** Writes bytes and waits until the client's socket took them (a write to a client that has gone throws). */
+    private static void write(Response res, boolean last, byte[] bytes) throws IOException {
         try (Blocker.Callback b = Blocker.callback()) {
-            res.write(true, ByteBuffer.wrap(bytes), b);
+            res.write(last, ByteBuffer.wrap(bytes), b);
             b.block();
         }
     }
