@@ -127,8 +127,8 @@ public final class Scheduler implements AutoCloseable {
         /**
          * Hands what the generation produces to {@code target} on the calling thread, in order, until it ends, and
          * returns its result, running {@code idle} about once a second meanwhile. When {@code target.accept} returns
-         * false, or {@code idle} throws, the generation is
-         * cancelled (the exception passes on once it has ended). A failure of the forward pass is rethrown here.
+         * false, or {@code idle} throws, the generation is cancelled (the exception passes on once it has ended). A
+         * failure of the forward pass is rethrown here.
          */
         public GenerationResult deliver(TokenSink target, Idle idle) throws IOException {
             if (delivered) {
