@@ -9,12 +9,10 @@ import internlm.engine.Engine;
 import internlm.engine.chat.ChatDefaults;
 import internlm.engine.chat.ChatMessage;
 import internlm.engine.chat.ChatTemplate;
-import internlm.engine.chat.ToolCall;
 import internlm.engine.chat.ToolCallParser;
 import internlm.engine.generate.GenerationParams;
 import internlm.engine.generate.GenerationResult;
 import internlm.engine.generate.Scheduler;
-import internlm.engine.generate.TokenSink;
 import internlm.engine.grammar.GrammarException;
 import internlm.engine.grammar.TokenConstraint;
 import internlm.engine.reward.RewardScorer;
@@ -35,7 +33,6 @@ import org.eclipse.jetty.util.thread.QueuedThreadPool;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
-import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -69,8 +66,8 @@ public final class OpenAiServer implements AutoCloseable {
     private final ServerConnector connector;
     private final Consumer<String> log;
     private final long created = System.currentTimeMillis() / 1000;
-    /** OpenAI's system_fingerprint: changes when the model, its backend or this server's code does. */
-    private final String fingerprint;
+    /** What every answer's envelope names: the model id and OpenAI's system_fingerprint. */
+    private final Output.Context answerContext;
     private final Access access;
 
     private final AtomicLong requests = new AtomicLong(), completed = new AtomicLong(), cancelled = new AtomicLong(),
@@ -86,8 +83,10 @@ public final class OpenAiServer implements AutoCloseable {
         this.scorer = engine.isRewardModel() ? new RewardScorer(engine, template) : null;
         this.pool = new SlotPool(engine, cfg.parallel(), cfg.context(), cfg.queue());
         this.scheduler = new Scheduler(engine.backend(), cfg.batchTokens());
-        this.fingerprint = "fp_" + Integer.toHexString((cfg.modelId() + "|" + engine.backend().description() + "|"
+        // system_fingerprint: changes when the model, its backend or this server's code does
+        String fingerprint = "fp_" + Integer.toHexString((cfg.modelId() + "|" + engine.backend().description() + "|"
                 + engine.config().family().label + "|" + OpenAiServer.class.getPackage().getImplementationVersion()).hashCode());
+        this.answerContext = new Output.Context(engine.tokenizer(), cfg.modelId(), fingerprint);
         this.access = new Access(cfg.apiKey(), cfg.corsOrigins());
         QueuedThreadPool threads = new QueuedThreadPool(Math.max(32, cfg.parallel() + cfg.queue() + 16), 4, cfg.threadIdleMillis());
         threads.setName("internlm-http");
@@ -402,7 +401,6 @@ public final class OpenAiServer implements AutoCloseable {
     // ------------------------------------------------------------------ generation requests
 
     /** What to generate, checked against the context: prompt, parameters, streaming options. */
-    private record Job(int[] prompt, GenerationParams params, boolean stream, boolean includeUsage, boolean logprobs, int topLogprobs) {}
 
     private Job job(ObjectNode body, int[] prompt, int defaultMax, boolean tools, ChatTemplate t, boolean chatLogprobs, TokenConstraint forced) {
         if (prompt.length >= cfg.context()) {
@@ -489,7 +487,7 @@ public final class OpenAiServer implements AutoCloseable {
         Job job = job(body, prompt, ChatDefaults.maxTokens(thinking), tools, t, true, forced);
         String id = newId("chatcmpl-");
         long now = System.currentTimeMillis() / 1000;
-        ChatOutput out = new ChatOutput(tools ? new ToolCallParser() : null, job, id, now);
+        ChatOutput out = new ChatOutput(tools ? new ToolCallParser() : null, job, id, now, answerContext);
         generate(job, out, res, "chat");
     }
 
@@ -531,7 +529,7 @@ public final class OpenAiServer implements AutoCloseable {
             throw ApiException.invalid("best_of", "only best_of = 1 is supported");
         }
         Job job = job(body, prompt, 16, false, template, false, null);
-        TextOutput out = new TextOutput(job, newId("cmpl-"), System.currentTimeMillis() / 1000);
+        TextOutput out = new TextOutput(job, newId("cmpl-"), System.currentTimeMillis() / 1000, answerContext);
         generate(job, out, res, "completion");
     }
 
@@ -568,116 +566,6 @@ public final class OpenAiServer implements AutoCloseable {
         writeJson(res, 200, r);
         completed.incrementAndGet();
         log.accept(String.format("reward: %d tokens, score %.4f, %.0f ms", ids.length, score, (System.nanoTime() - t0) / 1e6));
-    }
-
-    /**
-     * Receives generated text and turns it into chunks (streaming) or a final object. The envelope (id, object,
-     * created, model, system_fingerprint, choices[0].index, usage) is written here once for chat and text
-     * completions; the subclasses fill in their choice.
-     */
-    private abstract class Output implements TokenSink {
-        final Job job;
-        final String id;
-        final long created;
-        final List<GenerationResult.Step> steps = new ArrayList<>(), pendingSteps = new ArrayList<>();
-        Sse sse;
-        IOException failure;
-
-        Output(Job job, String id, long created) {
-            this.job = job;
-            this.id = id;
-            this.created = created;
-        }
-
-        @Override
-        public void step(GenerationResult.Step s) {
-            // control tokens (<|im_end|>, the action markers) are not part of the text, so they get no logprobs entry
-            if (engine.tokenizer().isSpecial(s.token())) {
-                return;
-            }
-            steps.add(s);
-            pendingSteps.add(s);
-        }
-
-        @Override
-        public boolean accept(int token, String text) {
-            if (failure != null) {
-                return false;
-            }
-            try {
-                onText(text);
-                return true;
-            } catch (IOException e) {
-                failure = e;
-                return false;
-            }
-        }
-
-        abstract void onText(String text) throws IOException;
-
-        /** Called when generation has ended, before the final chunk / object. */
-        abstract void finish() throws IOException;
-
-        /** The "object" of a chunk or of the whole answer. */
-        abstract String objectName(boolean chunk);
-
-        /** Fills the choice of the whole answer (index is set). */
-        abstract void wholeChoice(ObjectNode choice, GenerationResult r);
-
-        /** Fills the choice of the last streamed chunk, the one with the finish reason. */
-        abstract void lastChoice(ObjectNode choice, GenerationResult r);
-
-        void startStream() throws IOException {
-        }
-
-        final ObjectNode envelope(boolean chunk) {
-            ObjectNode c = JsonNodeFactory.instance.objectNode();
-            c.put("id", id);
-            c.put("object", objectName(chunk));
-            c.put("created", created);
-            c.put("model", cfg.modelId());
-            c.put("system_fingerprint", fingerprint);
-            return c;
-        }
-
-        /** A chunk with one choice, filled by {@code fill}; with include_usage every chunk but the last has "usage": null. */
-        final String chunk(Consumer<ObjectNode> fill) {
-            return chunkNode(fill).toString();
-        }
-
-        final ObjectNode chunkNode(Consumer<ObjectNode> fill) {
-            ObjectNode c = envelope(true);
-            ObjectNode choice = c.putArray("choices").addObject();
-            choice.put("index", 0);
-            fill.accept(choice);
-            if (job.includeUsage()) {
-                c.putNull("usage");
-            }
-            return c;
-        }
-
-        final void endStream(GenerationResult r) throws IOException {
-            ObjectNode last = chunkNode(choice -> lastChoice(choice, r));
-            last.set("timings", timings(r));
-            sse.data(last.toString());
-            if (job.includeUsage()) {
-                ObjectNode u = envelope(true);
-                u.putArray("choices");
-                u.set("usage", Shapes.usage(r));
-                sse.data(u.toString());
-            }
-            sse.done();
-        }
-
-        final ObjectNode whole(GenerationResult r) {
-            ObjectNode o = envelope(false);
-            ObjectNode choice = o.putArray("choices").addObject();
-            choice.put("index", 0);
-            wholeChoice(choice, r);
-            o.set("usage", Shapes.usage(r));
-            o.set("timings", timings(r));
-            return o;
-        }
     }
 
     /** Runs a generation request: queue, session, generation, answer (streamed or whole). */
@@ -760,186 +648,4 @@ public final class OpenAiServer implements AutoCloseable {
         log.accept(String.format("%s: %d prompt + %d generated tokens, %s, %.0f ms%s", kind, r.prompt().length, r.generated().length,
                 r.finishReason(), (System.nanoTime() - t0) / 1e6, job.stream() ? ", streamed" : ""));
     }
-
-    // ------------------------------------------------------------------ chat output
-
-    private final class ChatOutput extends Output {
-        private final ToolCallParser parser;
-        private final StringBuilder content = new StringBuilder();
-        private final List<ToolCall> calls = new ArrayList<>();
-
-        ChatOutput(ToolCallParser parser, Job job, String id, long created) {
-            super(job, id, created);
-            this.parser = parser;
-        }
-
-        @Override
-        String objectName(boolean chunk) {
-            return chunk ? "chat.completion.chunk" : "chat.completion";
-        }
-
-        @Override
-        void onText(String text) throws IOException {
-            if (parser == null) {
-                if (!text.isEmpty()) {
-                    emit(new ToolCallParser.Text(text));
-                }
-                return;
-            }
-            for (ToolCallParser.Event e : parser.push(text)) {
-                emit(e);
-            }
-        }
-
-        private void emit(ToolCallParser.Event e) throws IOException {
-            ObjectNode delta = JsonNodeFactory.instance.objectNode();
-            switch (e) {
-                case ToolCallParser.Text t -> {
-                    content.append(t.text());
-                    delta.put("content", t.text());
-                }
-                case ToolCallParser.Call c -> {
-                    calls.add(c.call());
-                    delta.putArray("tool_calls").add(Shapes.toolCallJson(c.call(), calls.size() - 1));
-                }
-            }
-            if (sse != null) {
-                sse.data(chunk(choice -> streamedChoice(choice, delta, null)));
-            }
-        }
-
-        @Override
-        void finish() throws IOException {
-            if (parser != null) {
-                for (ToolCallParser.Event e : parser.finish()) {
-                    emit(e);
-                }
-            }
-        }
-
-        String finishReason(GenerationResult r) {
-            return r.finishReason().equals("stop") && !calls.isEmpty() ? "tool_calls" : r.finishReason();
-        }
-
-        private void streamedChoice(ObjectNode choice, ObjectNode delta, String finish) {
-            choice.set("delta", delta);
-            if (job.logprobs() && !pendingSteps.isEmpty()) {
-                choice.set("logprobs", Shapes.chatLogprobs(engine.tokenizer(), pendingSteps, job.topLogprobs()));
-                pendingSteps.clear();
-            } else {
-                choice.putNull("logprobs");
-            }
-            choice.put("finish_reason", finish);
-        }
-
-        @Override
-        void startStream() throws IOException {
-            ObjectNode delta = JsonNodeFactory.instance.objectNode();
-            delta.put("role", "assistant");
-            delta.put("content", "");
-            sse.data(chunk(choice -> streamedChoice(choice, delta, null)));
-        }
-
-        @Override
-        void lastChoice(ObjectNode choice, GenerationResult r) {
-            streamedChoice(choice, JsonNodeFactory.instance.objectNode(), finishReason(r));
-        }
-
-        @Override
-        void wholeChoice(ObjectNode choice, GenerationResult r) {
-            ObjectNode msg = choice.putObject("message");
-            msg.put("role", "assistant");
-            if (content.isEmpty() && !calls.isEmpty()) {
-                msg.putNull("content");
-            } else {
-                msg.put("content", content.toString());
-            }
-            if (!calls.isEmpty()) {
-                ArrayNode tc = msg.putArray("tool_calls");
-                for (int i = 0; i < calls.size(); i++) {
-                    ObjectNode c = Shapes.toolCallJson(calls.get(i), i);
-                    c.remove("index");
-                    tc.add(c);
-                }
-            }
-            if (job.logprobs()) {
-                choice.set("logprobs", Shapes.chatLogprobs(engine.tokenizer(), steps, job.topLogprobs()));
-            } else {
-                choice.putNull("logprobs");
-            }
-            choice.put("finish_reason", finishReason(r));
-        }
-    }
-
-    /**
-     * llama.cpp's server timings: the prompt phase until the first token (prompt_n: the prompt's tokens, a reused
-     * prefix included), then the tokens after the first over the rest of the generation.
-     */
-    private static ObjectNode timings(GenerationResult r) {
-        ObjectNode t = JsonNodeFactory.instance.objectNode();
-        int pn = r.prompt().length, dn = Math.max(0, r.generated().length - 1);
-        t.put("prompt_n", pn);
-        t.put("prompt_ms", r.promptMillis());
-        t.put("prompt_per_second", r.promptMillis() > 0 ? pn * 1000.0 / r.promptMillis() : 0);
-        t.put("predicted_n", dn);
-        t.put("predicted_ms", r.decodeMillis());
-        t.put("predicted_per_second", r.decodeMillis() > 0 ? dn * 1000.0 / r.decodeMillis() : 0);
-        return t;
-    }
-
-
-    // ------------------------------------------------------------------ completion output
-
-    private final class TextOutput extends Output {
-        private final StringBuilder text = new StringBuilder();
-
-        TextOutput(Job job, String id, long created) {
-            super(job, id, created);
-        }
-
-        @Override
-        String objectName(boolean chunk) {
-            return "text_completion";
-        }
-
-        @Override
-        void onText(String t) throws IOException {
-            if (t.isEmpty()) {
-                return;
-            }
-            int offset = text.length();
-            text.append(t);
-            if (sse != null) {
-                sse.data(chunk(choice -> textChoice(choice, t, null, offset, pendingSteps)));
-            }
-        }
-
-        @Override
-        void finish() {
-        }
-
-        private void textChoice(ObjectNode choice, String t, String finish, int offset, List<GenerationResult.Step> from) {
-            choice.put("text", t);
-            if (job.logprobs() && !from.isEmpty()) {
-                choice.set("logprobs", Shapes.completionLogprobs(engine.tokenizer(), from, job.topLogprobs(), offset));
-                if (from == pendingSteps) {
-                    pendingSteps.clear();
-                }
-            } else {
-                choice.putNull("logprobs");
-            }
-            choice.put("finish_reason", finish);
-        }
-
-        @Override
-        void lastChoice(ObjectNode choice, GenerationResult r) {
-            textChoice(choice, "", r.finishReason(), text.length(), pendingSteps);
-        }
-
-        @Override
-        void wholeChoice(ObjectNode choice, GenerationResult r) {
-            textChoice(choice, text.toString(), r.finishReason(), 0, steps);
-        }
-    }
-
 }
