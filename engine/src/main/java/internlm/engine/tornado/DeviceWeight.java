@@ -12,6 +12,7 @@ import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.HalfFloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
+import uk.ac.manchester.tornado.api.types.arrays.TornadoNativeArray;
 
 /**
  * A weight matrix [rows × cols] in the device layout its kernels read, as one type per weight kind; each kind adds its
@@ -54,6 +55,20 @@ abstract sealed class DeviceWeight permits DeviceWeight.F32, DeviceWeight.F16Bit
             case Q4_0 -> n / 2 + n / 32 * 4;
             default -> GgmlType.F32.byteSize(n);
         };
+    }
+
+    /** Device bytes of the matrix (what a product reads once). */
+    long bytes() {
+        long b = 0;
+        for (Object a : arrays()) {
+            b += a == pow2Table() ? 0 : ((TornadoNativeArray) a).getNumBytesOfSegment();
+        }
+        return b;
+    }
+
+    /** The shared half-decoding table among {@link #arrays()}, if any (not part of the matrix). */
+    Object pow2Table() {
+        return null;
     }
 
     /** The arrays its tasks read (to copy to the device once). */
@@ -140,6 +155,11 @@ abstract sealed class DeviceWeight permits DeviceWeight.F32, DeviceWeight.F16Bit
         @Override
         Object[] arrays() {
             return new Object[] {w, pow2};
+        }
+
+        @Override
+        Object pow2Table() {
+            return pow2;
         }
 
         @Override

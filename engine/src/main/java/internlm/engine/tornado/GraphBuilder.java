@@ -21,7 +21,9 @@ import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 /**
@@ -44,6 +46,10 @@ final class GraphBuilder {
         final IntArray meta = new IntArray(BatchLayout.SIZE);
         FloatArray rope, logits, hidden;
         IntArray result;
+        /** For the profile: per task name, the bytes a one-row pass reads (weights and activations, all layers together). */
+        final Map<String, Long> bytes = new LinkedHashMap<>();
+        /** For the profile: bytes the attention tasks read per cached position, all layers together. */
+        long kvBytesPerPosition;
         /** Grids with one work-group per row (per output row): resized to the batch's bucket before each run. */
         private final List<WorkerGrid1D> perRow = new ArrayList<>(), perOutput = new ArrayList<>();
         private final List<Integer> perRowSize = new ArrayList<>(), perOutputSize = new ArrayList<>();
@@ -191,6 +197,12 @@ final class GraphBuilder {
     private void product(TaskGraph g, String graph, String task, DeviceWeight w, KernelContext ctx, FloatArray in, FloatArray y, int count, boolean residual) {
         w.product(g, task, ctx, in, y, out.meta, count, residual);
         grid(graph, task, w.rows * local, local);
+        reads(task, w.bytes() + 4L * w.cols + (residual ? 4L * w.rows : 0));
+    }
+
+    /** Records for the profile that task {@code task} reads {@code bytes} per one-row pass. */
+    private void reads(String task, long bytes) {
+        out.bytes.merge(task, bytes, Long::sum);
     }
 
     Graphs build() {
@@ -253,6 +265,7 @@ final class GraphBuilder {
             rowGrid(name, "attn_norm", 1, normLocal, false);
             FloatArray in = input(g, name, "attn_round", wq, ctx, s.xn, s.xr, dim);
             wq.qkv(g, "qkv", ctx, wk, wv, in, s.q, s.k, s.v, meta);
+            reads("qkv", wq.bytes() + wk.bytes() + wv.bytes() + 4L * dim);
             grid(name, "qkv", (qDim + 2 * kvDim) * local, local);
             if (c.qkvBias()) {
                 g.task("bias_q", BatchKernels::addBias, ctx, s.q, bq, meta, qDim);
@@ -265,6 +278,8 @@ final class GraphBuilder {
             cache.ropeKv(g, "rope_kv", ctx, s.q, s.k, s.v, out.rope, meta, qDim, kvDim, hd);
             grid(name, "rope_kv", Math.max(qDim / 2, kvDim), 64);
             cache.attention(g, "attention", ctx, s.q, s.att, meta, c.heads(), c.kvHeads(), hd);
+            reads("attention", 4L * qDim);
+            out.kvBytesPerPosition += 2L * kvDim * DeviceKvCache.elementBytes(shape.kvF16());
             rowGrid(name, "attention", c.heads(), attLocal, false);
             product(g, name, "out_proj", wo, ctx, input(g, name, "out_round", wo, ctx, s.att, s.xr, qDim), x, BatchLayout.ROWS, true);
             if (c.outBias()) {
@@ -275,6 +290,7 @@ final class GraphBuilder {
             g.task("ffn_norm", BatchKernels::rmsNorm, ctx, x, ffnNorm, s.xn, meta, BatchLayout.ROWS, dim, eps);
             rowGrid(name, "ffn_norm", 1, normLocal, false);
             gate.swiglu(g, "swiglu", ctx, up, input(g, name, "ffn_round", gate, ctx, s.xn, s.xr, dim), s.hb, meta);
+            reads("swiglu", gate.bytes() + up.bytes() + 4L * dim);
             grid(name, "swiglu", c.ffn() * local, local);
             product(g, name, "down", down, ctx, input(g, name, "down_round", down, ctx, s.hb, s.xr, c.ffn()), x, BatchLayout.ROWS, true);
             g.persistOnDevice(meta, x, out.rope);

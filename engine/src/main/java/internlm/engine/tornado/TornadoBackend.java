@@ -46,7 +46,7 @@ public final class TornadoBackend implements Backend {
     private final boolean invariant = Boolean.getBoolean("internlm.tornado.batchInvariant");
     private final TornadoSequence[] slots;
     private final float[] ropeScratch;
-    private final TornadoProfile profile = new TornadoProfile();
+    private final TornadoProfile profile;
 
     public TornadoBackend(LoadedModel model, Settings settings, Progress progress) {
         String why = TornadoSupport.unavailableReason();
@@ -77,6 +77,7 @@ public final class TornadoBackend implements Backend {
         this.slots = new TornadoSequence[settings.sequences()];
         this.ropeScratch = new float[shape.rows() * c.headDim()];
         this.graphs = new GraphBuilder(model, shape, localSize(deviceName), Boolean.getBoolean("internlm.tornado.nativeHalf"), progress).build();
+        this.profile = new TornadoProfile(graphs.bytes, graphs.kvBytesPerPosition);
         TornadoExecutionPlan p = new TornadoExecutionPlan(graphs.graphs.toArray(new uk.ac.manchester.tornado.api.ImmutableTaskGraph[0]));
         if (device != null) {
             p.withDevice(device);
@@ -312,14 +313,24 @@ public final class TornadoBackend implements Backend {
         graphs.size(n, outs);
         int count = graphs.graphs.size();
         int last = outs > 0 ? count : count - 1;
+        if (settings.profile()) {
+            long cached = 0;
+            for (int b = 0; b < n; b++) {
+                cached += positions[b] + 1L;
+            }
+            profile.begin(n, cached);
+        }
+        long t0 = System.nanoTime();
         TornadoExecutionResult r = null;
         for (int i = 0; i < last; i++) {
             r = plan.withGraph(i).withGridScheduler(graphs.grid).execute();
             if (settings.profile()) {
-                profile.record(i == 0 ? "embed" : i == count - 1 ? "logits" : "layers", r);
+                profile.record(r);
             }
         }
-        profile.batch(n);
+        if (settings.profile()) {
+            profile.end(System.nanoTime() - t0);
+        }
         return r;
     }
 
