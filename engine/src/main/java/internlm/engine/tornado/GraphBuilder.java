@@ -27,12 +27,14 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * Builds the task graphs of the transformer from the model description, for every family and weight type: an
- * embedding graph, one graph per layer and a logits graph, all for batches of up to {@link Shape#rows} rows (the row
- * count is data in {@code meta}, so they compile once). Weights and KV caches go to the device once
- * (FIRST_EXECUTION); the residual stream, meta and the RoPE tables cross from graph to graph on the device
- * (persist/consume); per batch only meta and the RoPE tables travel to the device, and back only the argmax ids, or
- * the logits / hidden states of the rows that ask for them. Execution is {@link TornadoBackend}'s.
+ * Builds the task graphs of the transformer from the model description, for every family and weight type: one
+ * forward graph (the embedding and every layer; several when TornadoVM's bytecode buffer cannot hold them all, see
+ * {@link #layersPerGraph}) and a logits graph, all for batches of up to {@link Shape#rows} rows (the row count is data
+ * in {@code meta}, so they compile once). Tasks are named {@code l<layer>_<kernel>}. Weights and KV caches go to the
+ * device once (FIRST_EXECUTION); the work buffers are shared by the layers of a graph; the residual stream, meta and
+ * the RoPE tables cross from graph to graph on the device (persist/consume); per batch only meta and the RoPE tables
+ * travel to the device, and back only the argmax ids, or the logits / hidden states of the rows that ask for them.
+ * Execution is {@link TornadoBackend}'s.
  */
 final class GraphBuilder {
 
@@ -202,7 +204,28 @@ final class GraphBuilder {
 
     /** Records for the profile that task {@code task} reads {@code bytes} per one-row pass. */
     private void reads(String task, long bytes) {
-        out.bytes.merge(task, bytes, Long::sum);
+        out.bytes.merge(task.replaceFirst("^l\\d+_", ""), bytes, Long::sum);
+    }
+
+    /**
+     * Layers per forward graph: all of them when TornadoVM's bytecode buffer holds the graph (its size is
+     * {@code tornado.tvm.maxbytecodesize}, which {@link TornadoSupport} raises before TornadoVM starts), else as many
+     * as fit; {@code internlm.tornado.layersPerGraph} overrides. Fewer graphs mean fewer host round trips per token.
+     */
+    private int layersPerGraph() {
+        Integer forced = Integer.getInteger("internlm.tornado.layersPerGraph");
+        if (forced != null) {
+            if (forced < 1) {
+                throw new IllegalArgumentException("internlm.tornado.layersPerGraph must be at least 1");
+            }
+            return Math.min(forced, c.layers());
+        }
+        // TornadoVM's bytecodes (TornadoVMBytecodeBuilder): per object an allocation entry, a first-execution copy and
+        // a deallocation (~40 bytes); per task a launch and its argument list (~33 + 5 per argument) plus dependency
+        // entries. A generous estimate per layer: 40 objects, 16 tasks of 16 arguments.
+        long perLayer = 40L * 48 + 16L * (40 + 16 * 5 + 40);
+        long room = TornadoSupport.bytecodeBufferSize() - 4096;
+        return (int) Math.max(1, Math.min(c.layers(), room / perLayer));
     }
 
     Graphs build() {
@@ -210,89 +233,101 @@ final class GraphBuilder {
         float eps = c.rmsEps();
         IntArray meta = out.meta;
         out.rope = new FloatArray(shape.rows() * hd);
-
-        // embedding: x[b] = token_embd[token_b]
-        DeviceWeight emb = matrix("token_embd.weight");
-        KernelContext ectx = new KernelContext();
-        TaskGraph e = new TaskGraph("embed").transferToDevice(DataTransferMode.EVERY_EXECUTION, meta);
-        constants(e, List.of(emb.arrays()));
-        emb.embedding(e, "embed", ectx, meta, x);
-        grid("embed", "embed", dim, 64);
-        e.persistOnDevice(meta, x);
-        out.graphs.add(e.snapshot());
-
-        String prev = "embed";
+        int perGraph = layersPerGraph(), groups = (c.layers() + perGraph - 1) / perGraph;
         int slotsElements = shape.slots() * shape.capacity() * kvDim;
-        for (int l = 0; l < c.layers(); l++) {
-            String name = "layer" + l, p = "blk." + l + ".";
+        String prev = null;
+        for (int gi = 0; gi < groups; gi++) {
+            String name = groups == 1 ? "forward" : "forward" + gi;
             KernelContext ctx = new KernelContext();
             TaskGraph g = new TaskGraph(name);
-            if (l == 0) {
-                g.consumeFromDevice(prev, meta, x);
-                g.transferToDevice(DataTransferMode.EVERY_EXECUTION, out.rope);
-            } else {
-                g.consumeFromDevice(prev, meta, x, out.rope);
-            }
             Scratch s = new Scratch(shape.rows());
-            FloatArray attnNorm = vector(p + "attn_norm.weight"), ffnNorm = vector(p + "ffn_norm.weight");
-            DeviceWeight wq = matrix(p + "attn_q.weight"), wk = matrix(p + "attn_k.weight"), wv = matrix(p + "attn_v.weight");
-            DeviceWeight wo = matrix(p + "attn_output.weight");
-            DeviceWeight gate = matrix(p + "ffn_gate.weight"), up = matrix(p + "ffn_up.weight"), down = matrix(p + "ffn_down.weight");
-            DeviceKvCache cache = DeviceKvCache.create(shape.kvF16(), slotsElements, pow2);
-            List<Object> consts = new ArrayList<>(List.of(s.xn, s.q, s.k, s.v, s.att, s.hb, attnNorm, ffnNorm));
+            List<Object> consts = new ArrayList<>(List.of(s.xn, s.q, s.k, s.v, s.att, s.hb));
             if (shape.roundActivations()) {
                 consts.add(s.xr);
             }
-            consts.addAll(List.of(cache.arrays()));
-            for (DeviceWeight w : new DeviceWeight[] {wq, wk, wv, wo, gate, up, down}) {
-                consts.addAll(List.of(w.arrays()));
+            DeviceWeight emb = null;
+            if (gi == 0) {
+                g.transferToDevice(DataTransferMode.EVERY_EXECUTION, meta, out.rope);
+                emb = matrix("token_embd.weight");
+                consts.addAll(List.of(emb.arrays()));
+            } else {
+                g.consumeFromDevice(prev, meta, x, out.rope);
             }
-            FloatArray bq = null, bk = null, bv = null, bo = null;
-            if (c.qkvBias()) {
-                bq = vector(p + "attn_q.bias");
-                bk = vector(p + "attn_k.bias");
-                bv = vector(p + "attn_v.bias");
-                consts.addAll(List.of(bq, bk, bv));
+            List<Runnable> tasks = new ArrayList<>();
+            if (emb != null) {
+                // embedding: x[b] = token_embd[token_b]
+                DeviceWeight table = emb;
+                tasks.add(() -> {
+                    table.embedding(g, "embed", ctx, meta, x);
+                    grid(name, "embed", dim, 64);
+                });
             }
-            if (c.outBias()) {
-                bo = vector(p + "attn_output.bias");
-                consts.add(bo);
+            for (int l = gi * perGraph; l < Math.min(c.layers(), (gi + 1) * perGraph); l++) {
+                String t = "l" + l + "_", p = "blk." + l + ".";
+                FloatArray attnNorm = vector(p + "attn_norm.weight"), ffnNorm = vector(p + "ffn_norm.weight");
+                DeviceWeight wq = matrix(p + "attn_q.weight"), wk = matrix(p + "attn_k.weight"), wv = matrix(p + "attn_v.weight");
+                DeviceWeight wo = matrix(p + "attn_output.weight");
+                DeviceWeight gate = matrix(p + "ffn_gate.weight"), up = matrix(p + "ffn_up.weight"), down = matrix(p + "ffn_down.weight");
+                DeviceKvCache cache = DeviceKvCache.create(shape.kvF16(), slotsElements, pow2);
+                consts.addAll(List.of(attnNorm, ffnNorm));
+                consts.addAll(List.of(cache.arrays()));
+                for (DeviceWeight w : new DeviceWeight[] {wq, wk, wv, wo, gate, up, down}) {
+                    consts.addAll(List.of(w.arrays()));
+                }
+                FloatArray bq, bk, bv, bo;
+                if (c.qkvBias()) {
+                    bq = vector(p + "attn_q.bias");
+                    bk = vector(p + "attn_k.bias");
+                    bv = vector(p + "attn_v.bias");
+                    consts.addAll(List.of(bq, bk, bv));
+                } else {
+                    bq = bk = bv = null;
+                }
+                if (c.outBias()) {
+                    bo = vector(p + "attn_output.bias");
+                    consts.add(bo);
+                } else {
+                    bo = null;
+                }
+                tasks.add(() -> {
+                    // attention block
+                    g.task(t + "attn_norm", BatchKernels::rmsNorm, ctx, x, attnNorm, s.xn, meta, BatchLayout.ROWS, dim, eps);
+                    rowGrid(name, t + "attn_norm", 1, normLocal, false);
+                    FloatArray in = input(g, name, t + "attn_round", wq, ctx, s.xn, s.xr, dim);
+                    wq.qkv(g, t + "qkv", ctx, wk, wv, in, s.q, s.k, s.v, meta);
+                    grid(name, t + "qkv", (qDim + 2 * kvDim) * local, local);
+                    reads("qkv", wq.bytes() + wk.bytes() + wv.bytes() + 4L * dim);
+                    if (bq != null) {
+                        g.task(t + "bias_q", BatchKernels::addBias, ctx, s.q, bq, meta, qDim);
+                        g.task(t + "bias_k", BatchKernels::addBias, ctx, s.k, bk, meta, kvDim);
+                        g.task(t + "bias_v", BatchKernels::addBias, ctx, s.v, bv, meta, kvDim);
+                        grid(name, t + "bias_q", qDim, 64);
+                        grid(name, t + "bias_k", kvDim, 64);
+                        grid(name, t + "bias_v", kvDim, 64);
+                    }
+                    cache.ropeKv(g, t + "rope_kv", ctx, s.q, s.k, s.v, out.rope, meta, qDim, kvDim, hd);
+                    grid(name, t + "rope_kv", Math.max(qDim / 2, kvDim), 64);
+                    cache.attention(g, t + "attention", ctx, s.q, s.att, meta, c.heads(), c.kvHeads(), hd);
+                    rowGrid(name, t + "attention", c.heads(), attLocal, false);
+                    reads("attention", 4L * qDim);
+                    out.kvBytesPerPosition += 2L * kvDim * DeviceKvCache.elementBytes(shape.kvF16());
+                    product(g, name, t + "out_proj", wo, ctx, input(g, name, t + "out_round", wo, ctx, s.att, s.xr, qDim), x, BatchLayout.ROWS, true);
+                    if (bo != null) {
+                        g.task(t + "bias_o", BatchKernels::addBias, ctx, x, bo, meta, dim);
+                        grid(name, t + "bias_o", dim, 64);
+                    }
+                    // feed-forward block
+                    g.task(t + "ffn_norm", BatchKernels::rmsNorm, ctx, x, ffnNorm, s.xn, meta, BatchLayout.ROWS, dim, eps);
+                    rowGrid(name, t + "ffn_norm", 1, normLocal, false);
+                    gate.swiglu(g, t + "swiglu", ctx, up, input(g, name, t + "ffn_round", gate, ctx, s.xn, s.xr, dim), s.hb, meta);
+                    grid(name, t + "swiglu", c.ffn() * local, local);
+                    reads("swiglu", gate.bytes() + up.bytes() + 4L * dim);
+                    product(g, name, t + "down", down, ctx, input(g, name, t + "down_round", down, ctx, s.hb, s.xr, c.ffn()), x, BatchLayout.ROWS, true);
+                });
             }
+            // the first-execution copies go before the tasks that read them
             constants(g, consts);
-
-            // attention block
-            g.task("attn_norm", BatchKernels::rmsNorm, ctx, x, attnNorm, s.xn, meta, BatchLayout.ROWS, dim, eps);
-            rowGrid(name, "attn_norm", 1, normLocal, false);
-            FloatArray in = input(g, name, "attn_round", wq, ctx, s.xn, s.xr, dim);
-            wq.qkv(g, "qkv", ctx, wk, wv, in, s.q, s.k, s.v, meta);
-            reads("qkv", wq.bytes() + wk.bytes() + wv.bytes() + 4L * dim);
-            grid(name, "qkv", (qDim + 2 * kvDim) * local, local);
-            if (c.qkvBias()) {
-                g.task("bias_q", BatchKernels::addBias, ctx, s.q, bq, meta, qDim);
-                g.task("bias_k", BatchKernels::addBias, ctx, s.k, bk, meta, kvDim);
-                g.task("bias_v", BatchKernels::addBias, ctx, s.v, bv, meta, kvDim);
-                grid(name, "bias_q", qDim, 64);
-                grid(name, "bias_k", kvDim, 64);
-                grid(name, "bias_v", kvDim, 64);
-            }
-            cache.ropeKv(g, "rope_kv", ctx, s.q, s.k, s.v, out.rope, meta, qDim, kvDim, hd);
-            grid(name, "rope_kv", Math.max(qDim / 2, kvDim), 64);
-            cache.attention(g, "attention", ctx, s.q, s.att, meta, c.heads(), c.kvHeads(), hd);
-            reads("attention", 4L * qDim);
-            out.kvBytesPerPosition += 2L * kvDim * DeviceKvCache.elementBytes(shape.kvF16());
-            rowGrid(name, "attention", c.heads(), attLocal, false);
-            product(g, name, "out_proj", wo, ctx, input(g, name, "out_round", wo, ctx, s.att, s.xr, qDim), x, BatchLayout.ROWS, true);
-            if (c.outBias()) {
-                g.task("bias_o", BatchKernels::addBias, ctx, x, bo, meta, dim);
-                grid(name, "bias_o", dim, 64);
-            }
-            // feed-forward block
-            g.task("ffn_norm", BatchKernels::rmsNorm, ctx, x, ffnNorm, s.xn, meta, BatchLayout.ROWS, dim, eps);
-            rowGrid(name, "ffn_norm", 1, normLocal, false);
-            gate.swiglu(g, "swiglu", ctx, up, input(g, name, "ffn_round", gate, ctx, s.xn, s.xr, dim), s.hb, meta);
-            reads("swiglu", gate.bytes() + up.bytes() + 4L * dim);
-            grid(name, "swiglu", c.ffn() * local, local);
-            product(g, name, "down", down, ctx, input(g, name, "down_round", down, ctx, s.hb, s.xr, c.ffn()), x, BatchLayout.ROWS, true);
+            tasks.forEach(Runnable::run);
             g.persistOnDevice(meta, x, out.rope);
             out.graphs.add(g.snapshot());
             prev = name;

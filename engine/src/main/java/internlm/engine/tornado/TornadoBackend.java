@@ -17,7 +17,7 @@ import uk.ac.manchester.tornado.api.enums.ProfilerMode;
 
 /**
  * The GPU backend: runs batches of rows — prompt chunks and decode tokens of several sequences mixed — through the
- * task graphs {@link GraphBuilder} makes from the model (one embedding graph, one per layer, one for the logits),
+ * task graphs {@link GraphBuilder} makes from the model (the forward graph — embedding and layers — and the logits graph),
  * with the KV caches of {@link Settings#sequences} slots of {@link Settings#context} positions on the device. Batches
  * of up to {@code internlm.tornado.batch} rows (default and most {@value BatchLayout#MAX_ROWS}) run in one pass: the
  * products then read each weight once per batch; larger batches run in consecutive passes. A one-row batch (decode
