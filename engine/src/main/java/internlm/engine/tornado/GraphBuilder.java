@@ -121,12 +121,17 @@ final class GraphBuilder {
         out.meta.set(BatchLayout.LANES, tuning.lanes());
     }
 
-    /** Device bytes of the activation buffers (each graph has its own), for the memory check before allocation. */
+    /**
+     * Device bytes of the activation buffers (each forward graph has its own work buffers, shared by its layers; the
+     * split attention's partial results counted at the most splits), for the memory check before allocation.
+     */
     static long activationBytes(ModelConfig c, Shape s) {
         long wide = Math.max(Math.max(c.dim(), c.qDim()), c.ffn());
-        long perLayer = (long) s.rows() * (2L * Math.max(c.dim(), c.qDim()) + wide + 2L * c.qDim() + 2L * c.kvDim() + c.ffn());
-        long logits = (long) s.outputs() * (3L * c.dim() + c.vocabSize() + 2L * ARGMAX_GROUPS);
-        return 4 * ((long) c.layers() * perLayer + logits + (long) s.rows() * (c.dim() + c.headDim()) + BatchLayout.SIZE);
+        long scratch = (long) s.rows() * (Math.max(c.dim(), c.qDim()) + wide + 2L * c.qDim() + 2L * c.kvDim() + c.ffn()
+                + (long) c.heads() * DeviceTuning.MAX_SPLITS * (c.headDim() + 2));
+        long graphs = (c.layers() + layersPerGraph(c) - 1) / layersPerGraph(c);
+        long logits = (long) s.outputs() * (2L * c.dim() + c.vocabSize() + 2L * ARGMAX_GROUPS);
+        return 4 * (graphs * scratch + logits + (long) s.rows() * (c.dim() + c.headDim()) + BatchLayout.SIZE);
     }
 
     /** Device bytes of the KV caches of every slot. */
@@ -303,7 +308,7 @@ final class GraphBuilder {
      * {@code tornado.tvm.maxbytecodesize}, which {@link TornadoSupport} raises before TornadoVM starts), else as many
      * as fit; {@code internlm.tornado.layersPerGraph} overrides. Fewer graphs mean fewer host round trips per token.
      */
-    private int layersPerGraph() {
+    static int layersPerGraph(ModelConfig c) {
         Integer forced = Integer.getInteger("internlm.tornado.layersPerGraph");
         if (forced != null) {
             if (forced < 1) {
@@ -321,10 +326,9 @@ final class GraphBuilder {
 
     Graphs build() {
         int dim = c.dim(), qDim = c.qDim(), kvDim = c.kvDim(), hd = c.headDim();
-        float eps = c.rmsEps();
         IntArray meta = out.meta;
         out.rope = new FloatArray(shape.rows() * hd);
-        int perGraph = layersPerGraph(), groups = (c.layers() + perGraph - 1) / perGraph;
+        int perGraph = layersPerGraph(c), groups = (c.layers() + perGraph - 1) / perGraph;
         int slotsElements = shape.slots() * shape.capacity() * kvDim;
         String prev = null;
         for (int gi = 0; gi < groups; gi++) {
@@ -370,7 +374,9 @@ final class GraphBuilder {
                     // attention block: norm (or nothing, when fused), Q/K/V with biases, RoPE and the KV write, attention
                     NormPlan an = norm(g, name, t + "attn_norm", ctx, wqkv, s, lv, lv.attnNorm());
                     wqkv.qkv(g, t + "qkv", ctx, x, an.input(), lv.vec(), s.q, s.k, s.v, meta, qDim, kvDim, an.normOff(), lv.biasQkv());
-                    productGrid(name, t + "qkv", qDim + 2 * kvDim);
+                    // the tiled path runs tiles of q, then of k, then of v
+                    int qkvGroups = Math.max(GemmKernels.laneGroups(qDim + 2 * kvDim, tuning.lanes(), local), GemmKernels.tiles(qDim) + 2 * GemmKernels.tiles(kvDim));
+                    grid(name, t + "qkv", (long) qkvGroups * local, local);
                     reads("qkv", wqkv.bytes() + 4L * dim);
                     cache.ropeKv(g, t + "rope_kv", ctx, s.q, s.k, s.v, out.rope, meta, qDim, kvDim, hd);
                     grid(name, t + "rope_kv", Math.max(qDim / 2, kvDim), 64);
