@@ -29,8 +29,8 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * Builds the task graphs of the transformer from the model description, for every family and weight type: one
- * forward graph (the embedding and every layer; several when TornadoVM's bytecode buffer cannot hold them all, see
+ * Builds the task graphs of the transformer from the model description, for every family and weight type: forward
+ * graphs of as many layers as TornadoVM's per-graph buffers hold (the embedding in the first, see
  * {@link #layersPerGraph}) and a logits graph, all for batches of up to {@link Shape#rows} rows (the row count is data
  * in {@code meta}, so they compile once). Tasks are named {@code l<layer>_<kernel>}. Weights and KV caches go to the
  * device once (FIRST_EXECUTION); the work buffers are shared by the layers of a graph; the residual stream, meta and
@@ -304,9 +304,13 @@ final class GraphBuilder {
     }
 
     /**
-     * Layers per forward graph: all of them when TornadoVM's bytecode buffer holds the graph (its size is
-     * {@code tornado.tvm.maxbytecodesize}, which {@link TornadoSupport} raises before TornadoVM starts), else as many
-     * as fit; {@code internlm.tornado.layersPerGraph} overrides. Fewer graphs mean fewer host round trips per token.
+     * Layers per forward graph: as many as TornadoVM's buffers for one graph hold, all of them when they fit;
+     * {@code internlm.tornado.layersPerGraph} overrides. Fewer graphs mean fewer host round trips per token. Two
+     * buffers limit a graph: the high-level code a TaskGraph records as tasks are added (TornadoTaskGraph's
+     * {@code highLevelCode}, a fixed 8192 bytes in 5.2: 15 bytes per task plus 5 per argument — about 9 layers of ours)
+     * and the bytecode it is compiled to ({@code tornado.tvm.maxbytecodesize}, 4096 bytes by default, which
+     * {@link TornadoSupport} raises to 1 MiB before TornadoVM starts: per object an allocation entry, a first-execution
+     * copy and a deallocation, per task a launch with its arguments and dependencies).
      */
     static int layersPerGraph(ModelConfig c) {
         Integer forced = Integer.getInteger("internlm.tornado.layersPerGraph");
@@ -316,13 +320,18 @@ final class GraphBuilder {
             }
             return Math.min(forced, c.layers());
         }
-        // TornadoVM's bytecodes (TornadoVMBytecodeBuilder): per object an allocation entry, a first-execution copy and
-        // a deallocation (~40 bytes); per task a launch and its argument list (~33 + 5 per argument) plus dependency
-        // entries. A generous estimate per layer: 40 objects, 16 tasks of 16 arguments.
-        long perLayer = 40L * 48 + 16L * (40 + 16 * 5 + 40);
-        long room = TornadoSupport.bytecodeBufferSize() - 4096;
-        return (int) Math.max(1, Math.min(c.layers(), room / perLayer));
+        // at most 11 tasks per layer (norm, Q/K/V, RoPE + KV, attention, merge, output rounding, output projection,
+        // norm, SwiGLU, down rounding, down) of at most 15 arguments (TornadoVM 1.1.2-dev's task() limit); the
+        // embedding task and some slack first
+        long perLayerHighLevel = 11L * (15 + 5 * 15);
+        long byHighLevel = (HIGH_LEVEL_BUFFER - 256) / perLayerHighLevel;
+        long perLayerBytecode = 40L * 48 + 16L * (40 + 16 * 5 + 40);
+        long byBytecode = (TornadoSupport.bytecodeBufferSize() - 4096) / perLayerBytecode;
+        return (int) Math.max(1, Math.min(c.layers(), Math.min(byHighLevel, byBytecode)));
     }
+
+    /** TornadoTaskGraph's buffer of high-level code per graph (TornadoVM 5.2: a fixed array, no setting). */
+    private static final int HIGH_LEVEL_BUFFER = 8192;
 
     Graphs build() {
         int dim = c.dim(), qDim = c.qDim(), kvDim = c.kvDim(), hd = c.headDim();

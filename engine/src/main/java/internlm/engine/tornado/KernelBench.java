@@ -72,7 +72,7 @@ public final class KernelBench {
                         Object[] inputs, FloatArray out, IntArray outInt, double[] expect, double tolerance) {}
 
     /** Product variants: name, work-group size, work-items per output row. */
-    private static final Object[][] PRODUCT_VARIANTS = {{"wg64", 64, 64}, {"wg128", 128, 128}, {"wg128 l32", 128, 32}, {"wg256 l32", 256, 32}};
+    private static final Object[][] PRODUCT_VARIANTS = {{"wg64", 64, 64}, {"wg64 l16", 64, 16}, {"wg128", 128, 128}, {"wg128 l32", 128, 32}, {"wg256 l32", 256, 32}};
 
     public static void run(Plan plan, PrintStream log, Sink sink) throws IOException {
         for (String device : plan.devices()) {

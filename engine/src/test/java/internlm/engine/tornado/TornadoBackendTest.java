@@ -168,7 +168,8 @@ class TornadoBackendTest {
                 new Spec("internlm2", 128, 2, 16, 1, 0, 160, 512, 5e7, 1e-5f, GgmlType.Q8_0, false, 2), // 16:1 GQA
                 new Spec("internlm2", 96, 2, 6, 3, 0, 224, 512, 1e6, 1e-5f, GgmlType.Q4_0, false, 3),
                 new Spec("llama", 64, 2, 8, 1, 0, 128, 512, 1e6, 1e-5f, GgmlType.F16, false, 4),       // 8:1
-                new Spec("internlm2", 64, 2, 4, 4, 0, 128, 512, 1e6, 1e-5f, GgmlType.BF16, false, 5)};
+                new Spec("internlm2", 64, 2, 4, 4, 0, 128, 512, 1e6, 1e-5f, GgmlType.BF16, false, 5),
+                new Spec("internlm2", 64, 12, 4, 2, 0, 128, 512, 1e6, 1e-5f, GgmlType.Q8_0, false, 6)}; // 12 layers: two forward graphs
         int i = 0;
         for (Spec s : specs) {
             Path p = tmp.resolve("s" + i++ + ".gguf");
