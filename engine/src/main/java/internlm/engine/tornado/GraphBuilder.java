@@ -46,6 +46,8 @@ final class GraphBuilder {
     /** What the builder hands to execution: the graphs, their grids and the host-side arrays execution fills or reads. */
     static final class Graphs {
         final List<ImmutableTaskGraph> graphs = new ArrayList<>();
+        /** The graphs' names, in order. */
+        final List<String> names = new ArrayList<>();
         final GridScheduler grid = new GridScheduler();
         final IntArray meta = new IntArray(BatchLayout.SIZE);
         FloatArray rope, logits, hidden;
@@ -424,6 +426,7 @@ final class GraphBuilder {
             tasks.forEach(Runnable::run);
             g.persistOnDevice(meta, x, out.rope);
             out.graphs.add(g.snapshot());
+            out.names.add(name);
             prev = name;
         }
 
@@ -455,6 +458,7 @@ final class GraphBuilder {
         lg.transferToHost(DataTransferMode.EVERY_EXECUTION, out.result);
         lg.transferToHost(DataTransferMode.UNDER_DEMAND, out.logits, normed);
         out.graphs.add(lg.snapshot());
+        out.names.add("logits");
         progress.update("preparing weights for the device", toPack, toPack);
         return out;
     }

@@ -328,7 +328,8 @@ public final class TornadoBackend implements Backend {
         for (int i = 0; i < last; i++) {
             r = plan.withGraph(i).withGridScheduler(graphs.grid).execute();
             if (settings.profile()) {
-                profile.record(r);
+                profile.record(graphs.names.get(i), r);
+                plan.clearProfiles(); // TornadoVM appends every execution to the log: keep it to this one
             }
         }
         if (settings.profile()) {

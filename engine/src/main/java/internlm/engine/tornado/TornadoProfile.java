@@ -59,27 +59,47 @@ final class TornadoProfile {
         current.wall += wallNanos;
     }
 
-    void record(TornadoExecutionResult r) {
+    /** The graph {@code graph} just executed: its result's profile. */
+    void record(String graph, TornadoExecutionResult r) {
         var pr = r.getProfilerResult();
-        record(pr.getDeviceKernelTime(), pr.getDataTransfersTime(), pr.getProfileLog());
+        record(graph, pr.getDeviceKernelTime(), pr.getDataTransfersTime(), pr.getProfileLog());
     }
 
-    /** One executed graph: its kernel and transfer times and TornadoVM's JSON profile log. */
-    void record(long kernelNanos, long transferNanos, String log) {
+    /**
+     * One executed graph: TornadoVM's kernel and transfer times and its JSON profile log ({graph: {"graph.task":
+     * {"TASK_KERNEL_TIME": ns, …}}}, one object per execution of a graph, appended until the plan's profiles are
+     * cleared): the last object for {@code graph} is counted, and the kernel time is the sum of its tasks' times
+     * (TornadoVM's total, {@code kernelNanos}, when the log cannot be read). (The profile before this change read the
+     * first object, i.e. the per-kernel table showed the first execution's times.)
+     */
+    void record(String graph, long kernelNanos, long transferNanos, String log) {
         Kind k = current;
         k.graphs++;
-        k.kernel += kernelNanos;
         k.transfer += transferNanos;
-        // per-kernel times from the profiler's JSON log: {graph: {"graph.task": {"TASK_KERNEL_TIME": ns, ...}}}
+        long sum = 0;
+        boolean read = false;
         try {
-            for (JsonNode g : JSON.readTree(log)) {
+            // TornadoVM appends one object per execution of the graph to its log: the last one is this execution's
+            JsonNode g = null;
+            try (var objects = JSON.readerFor(JsonNode.class).<JsonNode>readValues(log)) {
+                while (objects.hasNext()) {
+                    JsonNode o = objects.next().get(graph);
+                    if (o != null) {
+                        g = o;
+                    }
+                }
+            }
+            if (g != null) {
+                read = true;
                 for (var it = g.properties().iterator(); it.hasNext(); ) {
                     var e = it.next();
                     if (e.getValue().isObject() && e.getValue().has("TASK_KERNEL_TIME")) {
                         String task = LAYER_PREFIX.matcher(e.getKey().substring(e.getKey().indexOf('.') + 1)).replaceFirst("");
+                        long ns = e.getValue().get("TASK_KERNEL_TIME").asLong();
                         long[] t = k.tasks.computeIfAbsent(task, x -> new long[2]);
-                        t[0] += e.getValue().get("TASK_KERNEL_TIME").asLong();
+                        t[0] += ns;
                         t[1]++;
+                        sum += ns;
                         k.launches++;
                     }
                 }
@@ -87,6 +107,7 @@ final class TornadoProfile {
         } catch (Exception e) {
             // a profile log we cannot read only loses the per-kernel table
         }
+        k.kernel += read ? sum : kernelNanos;
     }
 
     String summary() {

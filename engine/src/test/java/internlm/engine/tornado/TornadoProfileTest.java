@@ -12,14 +12,18 @@ class TornadoProfileTest {
             {"forward": {"forward.l0_qkv": {"TASK_KERNEL_TIME": 2000000}, "forward.l1_qkv": {"TASK_KERNEL_TIME": 2000000},
                          "forward.l0_attention": {"TASK_KERNEL_TIME": 1000000}, "TOTAL_KERNEL_TIME": 5000000}}
             """;
+    /** A log with two executions of the logits graph: the last one counts. */
+    private static final String BOTH = "{\"logits\": {\"logits.lm_head\": {\"TASK_KERNEL_TIME\": 7000000}}}\n"
+            + "{\"logits\": {\"logits.lm_head\": {\"TASK_KERNEL_TIME\": 1000000}}}";
 
+    /** TornadoVM's log has every graph of the plan; the total it reports (9 ms here) counts them all: both ignored. */
     @Test
     void summarisesOneRowPasses() {
         TornadoProfile p = new TornadoProfile(Map.of("qkv", 8_000_000L), 1000);
         for (int i = 0; i < 2; i++) {
             p.begin(1, 100);
-            p.record(5_000_000, 500_000, LOG);
-            p.record(1_000_000, 0, "{\"logits\": {\"logits.lm_head\": {\"TASK_KERNEL_TIME\": 1000000}}}");
+            p.record("forward", 9_000_000, 500_000, LOG);
+            p.record("logits", 9_000_000, 0, BOTH);
             p.end(10_000_000);
         }
         String s = p.summary();
@@ -37,7 +41,7 @@ class TornadoProfileTest {
     void keepsSeveralRowPassesApart() {
         TornadoProfile p = new TornadoProfile(Map.of(), 0);
         p.begin(4, 10);
-        p.record(4_000_000, 0, "not json");
+        p.record("forward", 4_000_000, 0, "not json");
         p.end(8_000_000);
         String s = p.summary();
         assertTrue(s.contains("passes of several rows: 1 passes, 4 rows"), s);
