@@ -48,6 +48,8 @@ final class GraphBuilder {
         final List<ImmutableTaskGraph> graphs = new ArrayList<>();
         /** The graphs' names, in order. */
         final List<String> names = new ArrayList<>();
+        /** Tasks (kernel launches) per graph name: every task has its grid. */
+        final Map<String, Integer> tasks = new LinkedHashMap<>();
         final GridScheduler grid = new GridScheduler();
         final IntArray meta = new IntArray(BatchLayout.SIZE);
         FloatArray rope, logits, hidden;
@@ -220,6 +222,7 @@ final class GraphBuilder {
         WorkerGrid1D w = new WorkerGrid1D(Math.toIntExact(roundUp(global, localSize)));
         w.setLocalWork(localSize, 1, 1);
         out.grid.addWorkerGrid(graph + "." + task, w);
+        out.tasks.merge(graph, 1, Integer::sum);
     }
 
     /** A grid of one work-group of {@code localSize} per row (or per output row), resized per batch. */
@@ -228,6 +231,7 @@ final class GraphBuilder {
         WorkerGrid1D w = new WorkerGrid1D((outputs ? shape.outputs() : shape.rows()) * perRow);
         w.setLocalWork(localSize, 1, 1);
         out.grid.addWorkerGrid(graph + "." + task, w);
+        out.tasks.merge(graph, 1, Integer::sum);
         if (!tuning.fixedGrids()) {
             (outputs ? out.perOutput : out.perRow).add(w);
             (outputs ? out.perOutputSize : out.perRowSize).add(perRow);

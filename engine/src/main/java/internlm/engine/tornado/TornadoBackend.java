@@ -328,7 +328,7 @@ public final class TornadoBackend implements Backend {
         for (int i = 0; i < last; i++) {
             r = plan.withGraph(i).withGridScheduler(graphs.grid).execute();
             if (settings.profile()) {
-                profile.record(graphs.names.get(i), r);
+                profile.record(graphs.names.get(i), graphs.tasks.get(graphs.names.get(i)), r);
                 plan.clearProfiles(); // TornadoVM appends every execution to the log: keep it to this one
             }
         }

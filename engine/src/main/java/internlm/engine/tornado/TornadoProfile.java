@@ -59,10 +59,10 @@ final class TornadoProfile {
         current.wall += wallNanos;
     }
 
-    /** The graph {@code graph} just executed: its result's profile. */
-    void record(String graph, TornadoExecutionResult r) {
+    /** The graph {@code graph} of {@code launches} tasks just executed: its result's profile. */
+    void record(String graph, int launches, TornadoExecutionResult r) {
         var pr = r.getProfilerResult();
-        record(graph, pr.getDeviceKernelTime(), pr.getDataTransfersTime(), pr.getProfileLog());
+        record(graph, launches, pr.getDeviceKernelTime(), pr.getDataTransfersTime(), pr.getProfileLog());
     }
 
     /**
@@ -72,9 +72,10 @@ final class TornadoProfile {
      * (TornadoVM's total, {@code kernelNanos}, when the log cannot be read). (The profile before this change read the
      * first object, i.e. the per-kernel table showed the first execution's times.)
      */
-    void record(String graph, long kernelNanos, long transferNanos, String log) {
+    void record(String graph, int launches, long kernelNanos, long transferNanos, String log) {
         Kind k = current;
         k.graphs++;
+        k.launches += launches;
         k.transfer += transferNanos;
         long sum = 0;
         boolean read = false;
@@ -100,7 +101,6 @@ final class TornadoProfile {
                         t[0] += ns;
                         t[1]++;
                         sum += ns;
-                        k.launches++;
                     }
                 }
             }

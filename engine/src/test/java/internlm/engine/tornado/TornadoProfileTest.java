@@ -22,8 +22,8 @@ class TornadoProfileTest {
         TornadoProfile p = new TornadoProfile(Map.of("qkv", 8_000_000L), 1000);
         for (int i = 0; i < 2; i++) {
             p.begin(1, 100);
-            p.record("forward", 9_000_000, 500_000, LOG);
-            p.record("logits", 9_000_000, 0, BOTH);
+            p.record("forward", 3, 9_000_000, 500_000, LOG);
+            p.record("logits", 1, 9_000_000, 0, BOTH);
             p.end(10_000_000);
         }
         String s = p.summary();
@@ -41,7 +41,7 @@ class TornadoProfileTest {
     void keepsSeveralRowPassesApart() {
         TornadoProfile p = new TornadoProfile(Map.of(), 0);
         p.begin(4, 10);
-        p.record("forward", 4_000_000, 0, "not json");
+        p.record("forward", 5, 4_000_000, 0, "not json");
         p.end(8_000_000);
         String s = p.summary();
         assertTrue(s.contains("passes of several rows: 1 passes, 4 rows"), s);
