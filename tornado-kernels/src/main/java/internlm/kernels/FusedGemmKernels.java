@@ -1,6 +1,7 @@
 package internlm.kernels;
 
 import uk.ac.manchester.tornado.api.KernelContext;
+import uk.ac.manchester.tornado.api.math.TornadoMath;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.HalfFloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
@@ -27,8 +28,8 @@ public final class FusedGemmKernels {
         }
     }
 
-    public static void qkvF32(KernelContext ctx, FloatArray w, FloatArray wk, FloatArray wv, FloatArray x,
-                              FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols) {
+    public static void qkvF32(KernelContext ctx, FloatArray w, FloatArray x, FloatArray xn, FloatArray vec,
+                              FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols, int normOff, int biasOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
@@ -36,24 +37,27 @@ public final class FusedGemmKernels {
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         int tq = tiles(qRows), tk = tiles(kvRows);
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes, total = qRows + 2 * kvRows;
             for (int b = 0; b < n; b++) {
                 int xo = b * cols;
-                float p = 0f;
-                if (g < qRows) {
-                    p = MatVecKernels.partialF32(w, x, xo, g, cols, lid, wg);
-                } else if (g < qRows + kvRows) {
-                    p = MatVecKernels.partialF32(wk, x, xo, g - qRows, cols, lid, wg);
-                } else if (g < qRows + 2 * kvRows) {
-                    p = MatVecKernels.partialF32(wv, x, xo, g - qRows - kvRows, cols, lid, wg);
+                float scale = 0f;
+                if (normOff >= 0) {
+                    float ss = KernelSupport.reduceSum(ctx, red, LaneProducts.sumSquares(x, xo, cols, lid, wg));
+                    scale = 1.0f / TornadoMath.sqrt(ss / cols + vec.get(normOff + cols));
                 }
-                float t = KernelSupport.reduceSum(ctx, red, p);
-                if (lid == 0) {
-                    storeQkv(q, k, v, b, g, t, qRows, kvRows);
+                float p = 0f;
+                if (row < total) {
+                    p = normOff >= 0 ? LaneProducts.dotF32Norm(w, x, xo, vec, normOff, scale, row, cols, t, lanes) : LaneProducts.dotF32(w, xn, xo, row, cols, t, lanes);
+                }
+                float sum = KernelSupport.reduceSegments(ctx, red, p, lanes);
+                if (t == 0 && row < total) {
+                    storeQkv(q, k, v, b, row, biasOff < 0 ? sum : sum + vec.get(biasOff + row), qRows, kvRows);
                 }
             }
         } else if (g < tq + 2 * tk) {
             int m = g < tq ? 0 : g < tq + tk ? 1 : 2;
             int row0 = (m == 0 ? g : m == 1 ? g - tq : g - tq - tk) * TILE_ROWS, mRows = m == 0 ? qRows : kvRows;
+            int rowBase = m == 0 ? 0 : m == 1 ? qRows : qRows + kvRows;
             for (int c0 = 0; c0 < n; c0 += CHUNK) {
                 int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
                 for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
@@ -63,14 +67,14 @@ public final class FusedGemmKernels {
                     for (int e = lid; e < TILE_ROWS * TILE_DEPTH; e += wg) {
                         int r = e / TILE_DEPTH;
                         int kk = e - r * TILE_DEPTH;
-                        int i = (row0 + r) * cols + k0 + kk;
+                        int i = (rowBase + row0 + r) * cols + k0 + kk;
                         boolean in = row0 + r < mRows && k0 + kk < cols;
-                        wt[kk * WT_STRIDE + r] = in ? m == 0 ? w.get(i) : m == 1 ? wk.get(i) : wv.get(i) : 0f;
+                        wt[kk * WT_STRIDE + r] = in ? w.get(i) : 0f;
                     }
                     for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
                         int b = e / TILE_DEPTH;
                         int kk = e - b * TILE_DEPTH;
-                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                        xs[e] = k0 + kk < cols ? xn.get((c0 + b) * cols + k0 + kk) : 0f;
                     }
                     ctx.localBarrier();
                     {
@@ -89,7 +93,7 @@ public final class FusedGemmKernels {
                     int b = e / TILE_ROWS;
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
-                        float t = acc[e];
+                        float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + rowBase + row0 + r);
                         if (m == 0) {
                             q.set((c0 + b) * qRows + row0 + r, t);
                         } else if (m == 1) {
@@ -103,8 +107,8 @@ public final class FusedGemmKernels {
             }
         }
     }
-    public static void qkvF16(KernelContext ctx, HalfFloatArray w, HalfFloatArray wk, HalfFloatArray wv, FloatArray x,
-                              FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols) {
+    public static void qkvF16(KernelContext ctx, HalfFloatArray w, FloatArray x, FloatArray xn, FloatArray vec,
+                              FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols, int normOff, int biasOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
@@ -112,24 +116,27 @@ public final class FusedGemmKernels {
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         int tq = tiles(qRows), tk = tiles(kvRows);
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes, total = qRows + 2 * kvRows;
             for (int b = 0; b < n; b++) {
                 int xo = b * cols;
-                float p = 0f;
-                if (g < qRows) {
-                    p = MatVecKernels.partialF16(w, x, xo, g, cols, lid, wg);
-                } else if (g < qRows + kvRows) {
-                    p = MatVecKernels.partialF16(wk, x, xo, g - qRows, cols, lid, wg);
-                } else if (g < qRows + 2 * kvRows) {
-                    p = MatVecKernels.partialF16(wv, x, xo, g - qRows - kvRows, cols, lid, wg);
+                float scale = 0f;
+                if (normOff >= 0) {
+                    float ss = KernelSupport.reduceSum(ctx, red, LaneProducts.sumSquares(x, xo, cols, lid, wg));
+                    scale = 1.0f / TornadoMath.sqrt(ss / cols + vec.get(normOff + cols));
                 }
-                float t = KernelSupport.reduceSum(ctx, red, p);
-                if (lid == 0) {
-                    storeQkv(q, k, v, b, g, t, qRows, kvRows);
+                float p = 0f;
+                if (row < total) {
+                    p = normOff >= 0 ? LaneProducts.dotF16Norm(w, x, xo, vec, normOff, scale, row, cols, t, lanes) : LaneProducts.dotF16(w, xn, xo, row, cols, t, lanes);
+                }
+                float sum = KernelSupport.reduceSegments(ctx, red, p, lanes);
+                if (t == 0 && row < total) {
+                    storeQkv(q, k, v, b, row, biasOff < 0 ? sum : sum + vec.get(biasOff + row), qRows, kvRows);
                 }
             }
         } else if (g < tq + 2 * tk) {
             int m = g < tq ? 0 : g < tq + tk ? 1 : 2;
             int row0 = (m == 0 ? g : m == 1 ? g - tq : g - tq - tk) * TILE_ROWS, mRows = m == 0 ? qRows : kvRows;
+            int rowBase = m == 0 ? 0 : m == 1 ? qRows : qRows + kvRows;
             for (int c0 = 0; c0 < n; c0 += CHUNK) {
                 int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
                 for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
@@ -139,14 +146,14 @@ public final class FusedGemmKernels {
                     for (int e = lid; e < TILE_ROWS * TILE_DEPTH; e += wg) {
                         int r = e / TILE_DEPTH;
                         int kk = e - r * TILE_DEPTH;
-                        int i = (row0 + r) * cols + k0 + kk;
+                        int i = (rowBase + row0 + r) * cols + k0 + kk;
                         boolean in = row0 + r < mRows && k0 + kk < cols;
-                        wt[kk * WT_STRIDE + r] = in ? m == 0 ? w.get(i).getFloat32() : m == 1 ? wk.get(i).getFloat32() : wv.get(i).getFloat32() : 0f;
+                        wt[kk * WT_STRIDE + r] = in ? w.get(i).getFloat32() : 0f;
                     }
                     for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
                         int b = e / TILE_DEPTH;
                         int kk = e - b * TILE_DEPTH;
-                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                        xs[e] = k0 + kk < cols ? xn.get((c0 + b) * cols + k0 + kk) : 0f;
                     }
                     ctx.localBarrier();
                     {
@@ -165,7 +172,7 @@ public final class FusedGemmKernels {
                     int b = e / TILE_ROWS;
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
-                        float t = acc[e];
+                        float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + rowBase + row0 + r);
                         if (m == 0) {
                             q.set((c0 + b) * qRows + row0 + r, t);
                         } else if (m == 1) {
@@ -179,8 +186,8 @@ public final class FusedGemmKernels {
             }
         }
     }
-    public static void qkvF16Bits(KernelContext ctx, ShortArray w, ShortArray wk, ShortArray wv, FloatArray pow2, FloatArray x,
-                              FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols) {
+    public static void qkvF16Bits(KernelContext ctx, ShortArray w, FloatArray pow2, FloatArray x, FloatArray xn, FloatArray vec,
+                              FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols, int normOff, int biasOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
@@ -188,24 +195,27 @@ public final class FusedGemmKernels {
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         int tq = tiles(qRows), tk = tiles(kvRows);
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes, total = qRows + 2 * kvRows;
             for (int b = 0; b < n; b++) {
                 int xo = b * cols;
-                float p = 0f;
-                if (g < qRows) {
-                    p = MatVecKernels.partialF16Bits(w, pow2, x, xo, g, cols, lid, wg);
-                } else if (g < qRows + kvRows) {
-                    p = MatVecKernels.partialF16Bits(wk, pow2, x, xo, g - qRows, cols, lid, wg);
-                } else if (g < qRows + 2 * kvRows) {
-                    p = MatVecKernels.partialF16Bits(wv, pow2, x, xo, g - qRows - kvRows, cols, lid, wg);
+                float scale = 0f;
+                if (normOff >= 0) {
+                    float ss = KernelSupport.reduceSum(ctx, red, LaneProducts.sumSquares(x, xo, cols, lid, wg));
+                    scale = 1.0f / TornadoMath.sqrt(ss / cols + vec.get(normOff + cols));
                 }
-                float t = KernelSupport.reduceSum(ctx, red, p);
-                if (lid == 0) {
-                    storeQkv(q, k, v, b, g, t, qRows, kvRows);
+                float p = 0f;
+                if (row < total) {
+                    p = normOff >= 0 ? LaneProducts.dotF16BitsNorm(w, pow2, x, xo, vec, normOff, scale, row, cols, t, lanes) : LaneProducts.dotF16Bits(w, pow2, xn, xo, row, cols, t, lanes);
+                }
+                float sum = KernelSupport.reduceSegments(ctx, red, p, lanes);
+                if (t == 0 && row < total) {
+                    storeQkv(q, k, v, b, row, biasOff < 0 ? sum : sum + vec.get(biasOff + row), qRows, kvRows);
                 }
             }
         } else if (g < tq + 2 * tk) {
             int m = g < tq ? 0 : g < tq + tk ? 1 : 2;
             int row0 = (m == 0 ? g : m == 1 ? g - tq : g - tq - tk) * TILE_ROWS, mRows = m == 0 ? qRows : kvRows;
+            int rowBase = m == 0 ? 0 : m == 1 ? qRows : qRows + kvRows;
             for (int c0 = 0; c0 < n; c0 += CHUNK) {
                 int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
                 for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
@@ -215,14 +225,14 @@ public final class FusedGemmKernels {
                     for (int e = lid; e < TILE_ROWS * TILE_DEPTH; e += wg) {
                         int r = e / TILE_DEPTH;
                         int kk = e - r * TILE_DEPTH;
-                        int i = (row0 + r) * cols + k0 + kk;
+                        int i = (rowBase + row0 + r) * cols + k0 + kk;
                         boolean in = row0 + r < mRows && k0 + kk < cols;
-                        wt[kk * WT_STRIDE + r] = in ? m == 0 ? KernelSupport.halfToFloat(w.get(i), pow2) : m == 1 ? KernelSupport.halfToFloat(wk.get(i), pow2) : KernelSupport.halfToFloat(wv.get(i), pow2) : 0f;
+                        wt[kk * WT_STRIDE + r] = in ? KernelSupport.halfToFloat(w.get(i), pow2) : 0f;
                     }
                     for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
                         int b = e / TILE_DEPTH;
                         int kk = e - b * TILE_DEPTH;
-                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                        xs[e] = k0 + kk < cols ? xn.get((c0 + b) * cols + k0 + kk) : 0f;
                     }
                     ctx.localBarrier();
                     {
@@ -241,7 +251,7 @@ public final class FusedGemmKernels {
                     int b = e / TILE_ROWS;
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
-                        float t = acc[e];
+                        float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + rowBase + row0 + r);
                         if (m == 0) {
                             q.set((c0 + b) * qRows + row0 + r, t);
                         } else if (m == 1) {
@@ -255,8 +265,8 @@ public final class FusedGemmKernels {
             }
         }
     }
-    public static void qkvQ8(KernelContext ctx, IntArray w, FloatArray s, IntArray wk, FloatArray sk, IntArray wv, FloatArray sv, FloatArray x,
-                              FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols) {
+    public static void qkvQ8(KernelContext ctx, IntArray w, FloatArray s, FloatArray x, FloatArray xn, FloatArray vec,
+                              FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols, int normOff, int biasOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
@@ -264,24 +274,27 @@ public final class FusedGemmKernels {
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         int tq = tiles(qRows), tk = tiles(kvRows);
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes, total = qRows + 2 * kvRows;
             for (int b = 0; b < n; b++) {
                 int xo = b * cols;
-                float p = 0f;
-                if (g < qRows) {
-                    p = MatVecKernels.partialQ8(w, s, x, xo, g, cols, lid, wg);
-                } else if (g < qRows + kvRows) {
-                    p = MatVecKernels.partialQ8(wk, sk, x, xo, g - qRows, cols, lid, wg);
-                } else if (g < qRows + 2 * kvRows) {
-                    p = MatVecKernels.partialQ8(wv, sv, x, xo, g - qRows - kvRows, cols, lid, wg);
+                float scale = 0f;
+                if (normOff >= 0) {
+                    float ss = KernelSupport.reduceSum(ctx, red, LaneProducts.sumSquares(x, xo, cols, lid, wg));
+                    scale = 1.0f / TornadoMath.sqrt(ss / cols + vec.get(normOff + cols));
                 }
-                float t = KernelSupport.reduceSum(ctx, red, p);
-                if (lid == 0) {
-                    storeQkv(q, k, v, b, g, t, qRows, kvRows);
+                float p = 0f;
+                if (row < total) {
+                    p = normOff >= 0 ? LaneProducts.dotQ8Norm(w, s, x, xo, vec, normOff, scale, row, cols, t, lanes) : LaneProducts.dotQ8(w, s, xn, xo, row, cols, t, lanes);
+                }
+                float sum = KernelSupport.reduceSegments(ctx, red, p, lanes);
+                if (t == 0 && row < total) {
+                    storeQkv(q, k, v, b, row, biasOff < 0 ? sum : sum + vec.get(biasOff + row), qRows, kvRows);
                 }
             }
         } else if (g < tq + 2 * tk) {
             int m = g < tq ? 0 : g < tq + tk ? 1 : 2;
             int row0 = (m == 0 ? g : m == 1 ? g - tq : g - tq - tk) * TILE_ROWS, mRows = m == 0 ? qRows : kvRows;
+            int rowBase = m == 0 ? 0 : m == 1 ? qRows : qRows + kvRows;
             for (int c0 = 0; c0 < n; c0 += CHUNK) {
                 int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
                 for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
@@ -291,14 +304,14 @@ public final class FusedGemmKernels {
                     for (int e = lid; e < TILE_ROWS * TILE_DEPTH; e += wg) {
                         int r = e / TILE_DEPTH;
                         int kk = e - r * TILE_DEPTH;
-                        int i = (row0 + r) * cols + k0 + kk;
+                        int i = (rowBase + row0 + r) * cols + k0 + kk;
                         boolean in = row0 + r < mRows && k0 + kk < cols;
-                        wt[kk * WT_STRIDE + r] = in ? m == 0 ? GemmKernels.q8(w, s, i) : m == 1 ? GemmKernels.q8(wk, sk, i) : GemmKernels.q8(wv, sv, i) : 0f;
+                        wt[kk * WT_STRIDE + r] = in ? GemmKernels.q8(w, s, i) : 0f;
                     }
                     for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
                         int b = e / TILE_DEPTH;
                         int kk = e - b * TILE_DEPTH;
-                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                        xs[e] = k0 + kk < cols ? xn.get((c0 + b) * cols + k0 + kk) : 0f;
                     }
                     ctx.localBarrier();
                     {
@@ -317,7 +330,7 @@ public final class FusedGemmKernels {
                     int b = e / TILE_ROWS;
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
-                        float t = acc[e];
+                        float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + rowBase + row0 + r);
                         if (m == 0) {
                             q.set((c0 + b) * qRows + row0 + r, t);
                         } else if (m == 1) {
@@ -331,8 +344,8 @@ public final class FusedGemmKernels {
             }
         }
     }
-    public static void qkvQ4(KernelContext ctx, IntArray w, FloatArray s, IntArray wk, FloatArray sk, IntArray wv, FloatArray sv, FloatArray x,
-                              FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols) {
+    public static void qkvQ4(KernelContext ctx, IntArray w, FloatArray s, FloatArray x, FloatArray xn, FloatArray vec,
+                              FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols, int normOff, int biasOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
@@ -340,24 +353,27 @@ public final class FusedGemmKernels {
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         int tq = tiles(qRows), tk = tiles(kvRows);
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes, total = qRows + 2 * kvRows;
             for (int b = 0; b < n; b++) {
                 int xo = b * cols;
-                float p = 0f;
-                if (g < qRows) {
-                    p = MatVecKernels.partialQ4(w, s, x, xo, g, cols, lid, wg);
-                } else if (g < qRows + kvRows) {
-                    p = MatVecKernels.partialQ4(wk, sk, x, xo, g - qRows, cols, lid, wg);
-                } else if (g < qRows + 2 * kvRows) {
-                    p = MatVecKernels.partialQ4(wv, sv, x, xo, g - qRows - kvRows, cols, lid, wg);
+                float scale = 0f;
+                if (normOff >= 0) {
+                    float ss = KernelSupport.reduceSum(ctx, red, LaneProducts.sumSquares(x, xo, cols, lid, wg));
+                    scale = 1.0f / TornadoMath.sqrt(ss / cols + vec.get(normOff + cols));
                 }
-                float t = KernelSupport.reduceSum(ctx, red, p);
-                if (lid == 0) {
-                    storeQkv(q, k, v, b, g, t, qRows, kvRows);
+                float p = 0f;
+                if (row < total) {
+                    p = normOff >= 0 ? LaneProducts.dotQ4Norm(w, s, x, xo, vec, normOff, scale, row, cols, t, lanes) : LaneProducts.dotQ4(w, s, xn, xo, row, cols, t, lanes);
+                }
+                float sum = KernelSupport.reduceSegments(ctx, red, p, lanes);
+                if (t == 0 && row < total) {
+                    storeQkv(q, k, v, b, row, biasOff < 0 ? sum : sum + vec.get(biasOff + row), qRows, kvRows);
                 }
             }
         } else if (g < tq + 2 * tk) {
             int m = g < tq ? 0 : g < tq + tk ? 1 : 2;
             int row0 = (m == 0 ? g : m == 1 ? g - tq : g - tq - tk) * TILE_ROWS, mRows = m == 0 ? qRows : kvRows;
+            int rowBase = m == 0 ? 0 : m == 1 ? qRows : qRows + kvRows;
             for (int c0 = 0; c0 < n; c0 += CHUNK) {
                 int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
                 for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
@@ -367,14 +383,14 @@ public final class FusedGemmKernels {
                     for (int e = lid; e < TILE_ROWS * TILE_DEPTH; e += wg) {
                         int r = e / TILE_DEPTH;
                         int kk = e - r * TILE_DEPTH;
-                        int i = (row0 + r) * cols + k0 + kk;
+                        int i = (rowBase + row0 + r) * cols + k0 + kk;
                         boolean in = row0 + r < mRows && k0 + kk < cols;
-                        wt[kk * WT_STRIDE + r] = in ? m == 0 ? GemmKernels.q4(w, s, i) : m == 1 ? GemmKernels.q4(wk, sk, i) : GemmKernels.q4(wv, sv, i) : 0f;
+                        wt[kk * WT_STRIDE + r] = in ? GemmKernels.q4(w, s, i) : 0f;
                     }
                     for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
                         int b = e / TILE_DEPTH;
                         int kk = e - b * TILE_DEPTH;
-                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                        xs[e] = k0 + kk < cols ? xn.get((c0 + b) * cols + k0 + kk) : 0f;
                     }
                     ctx.localBarrier();
                     {
@@ -393,7 +409,7 @@ public final class FusedGemmKernels {
                     int b = e / TILE_ROWS;
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
-                        float t = acc[e];
+                        float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + rowBase + row0 + r);
                         if (m == 0) {
                             q.set((c0 + b) * qRows + row0 + r, t);
                         } else if (m == 1) {
@@ -407,7 +423,8 @@ public final class FusedGemmKernels {
             }
         }
     }
-    public static void swigluF32(KernelContext ctx, FloatArray w, FloatArray wu, FloatArray x, FloatArray h, IntArray meta, int rows, int cols) {
+    public static void swigluF32(KernelContext ctx, FloatArray w, FloatArray x, FloatArray xn, FloatArray vec, FloatArray h, IntArray meta,
+                              int rows, int cols, int normOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
@@ -416,15 +433,27 @@ public final class FusedGemmKernels {
         float[] acc2 = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes;
             for (int b = 0; b < n; b++) {
-                float a = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF32(w, x, b * cols, g, cols, lid, wg) : 0f);
-                float u = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF32(wu, x, b * cols, g, cols, lid, wg) : 0f);
-                if (lid == 0 && g < rows) {
-                    h.set(b * rows + g, MatVecKernels.silu(a) * u);
+                int xo = b * cols;
+                float scale = 0f;
+                if (normOff >= 0) {
+                    float ss = KernelSupport.reduceSum(ctx, red, LaneProducts.sumSquares(x, xo, cols, lid, wg));
+                    scale = 1.0f / TornadoMath.sqrt(ss / cols + vec.get(normOff + cols));
+                }
+                float pg = 0f, pu = 0f;
+                if (row < rows) {
+                    pg = normOff >= 0 ? LaneProducts.dotF32Norm(w, x, xo, vec, normOff, scale, row, cols, t, lanes) : LaneProducts.dotF32(w, xn, xo, row, cols, t, lanes);
+                    pu = normOff >= 0 ? LaneProducts.dotF32Norm(w, x, xo, vec, normOff, scale, row + rows, cols, t, lanes) : LaneProducts.dotF32(w, xn, xo, row + rows, cols, t, lanes);
+                }
+                float a = KernelSupport.reduceSegments(ctx, red, pg, lanes);
+                float u = KernelSupport.reduceSegments(ctx, red, pu, lanes);
+                if (t == 0 && row < rows) {
+                    h.set(b * rows + row, KernelSupport.silu(a) * u);
                 }
             }
         } else if (g * TILE_ROWS < rows) {
-            int row0 = g * TILE_ROWS, mRows = rows;
+            int row0 = g * TILE_ROWS, mRows = rows, up = rows * cols;
             for (int c0 = 0; c0 < n; c0 += CHUNK) {
                 int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
                 for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
@@ -438,12 +467,12 @@ public final class FusedGemmKernels {
                         int i = (row0 + r) * cols + k0 + kk;
                         boolean in = row0 + r < mRows && k0 + kk < cols;
                         wt[kk * WT_STRIDE + r] = in ? w.get(i) : 0f;
-                        wt2[kk * WT_STRIDE + r] = in ? wu.get(i) : 0f;
+                        wt2[kk * WT_STRIDE + r] = in ? w.get(i + up) : 0f;
                     }
                     for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
                         int b = e / TILE_DEPTH;
                         int kk = e - b * TILE_DEPTH;
-                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                        xs[e] = k0 + kk < cols ? xn.get((c0 + b) * cols + k0 + kk) : 0f;
                     }
                     ctx.localBarrier();
                     {
@@ -465,14 +494,15 @@ public final class FusedGemmKernels {
                     int b = e / TILE_ROWS;
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
-                        h.set((c0 + b) * rows + row0 + r, MatVecKernels.silu(acc[e]) * acc2[e]);
+                        h.set((c0 + b) * rows + row0 + r, KernelSupport.silu(acc[e]) * acc2[e]);
                     }
                 }
                 ctx.localBarrier();
             }
         }
     }
-    public static void swigluF16(KernelContext ctx, HalfFloatArray w, HalfFloatArray wu, FloatArray x, FloatArray h, IntArray meta, int rows, int cols) {
+    public static void swigluF16(KernelContext ctx, HalfFloatArray w, FloatArray x, FloatArray xn, FloatArray vec, FloatArray h, IntArray meta,
+                              int rows, int cols, int normOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
@@ -481,15 +511,27 @@ public final class FusedGemmKernels {
         float[] acc2 = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes;
             for (int b = 0; b < n; b++) {
-                float a = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF16(w, x, b * cols, g, cols, lid, wg) : 0f);
-                float u = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF16(wu, x, b * cols, g, cols, lid, wg) : 0f);
-                if (lid == 0 && g < rows) {
-                    h.set(b * rows + g, MatVecKernels.silu(a) * u);
+                int xo = b * cols;
+                float scale = 0f;
+                if (normOff >= 0) {
+                    float ss = KernelSupport.reduceSum(ctx, red, LaneProducts.sumSquares(x, xo, cols, lid, wg));
+                    scale = 1.0f / TornadoMath.sqrt(ss / cols + vec.get(normOff + cols));
+                }
+                float pg = 0f, pu = 0f;
+                if (row < rows) {
+                    pg = normOff >= 0 ? LaneProducts.dotF16Norm(w, x, xo, vec, normOff, scale, row, cols, t, lanes) : LaneProducts.dotF16(w, xn, xo, row, cols, t, lanes);
+                    pu = normOff >= 0 ? LaneProducts.dotF16Norm(w, x, xo, vec, normOff, scale, row + rows, cols, t, lanes) : LaneProducts.dotF16(w, xn, xo, row + rows, cols, t, lanes);
+                }
+                float a = KernelSupport.reduceSegments(ctx, red, pg, lanes);
+                float u = KernelSupport.reduceSegments(ctx, red, pu, lanes);
+                if (t == 0 && row < rows) {
+                    h.set(b * rows + row, KernelSupport.silu(a) * u);
                 }
             }
         } else if (g * TILE_ROWS < rows) {
-            int row0 = g * TILE_ROWS, mRows = rows;
+            int row0 = g * TILE_ROWS, mRows = rows, up = rows * cols;
             for (int c0 = 0; c0 < n; c0 += CHUNK) {
                 int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
                 for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
@@ -503,12 +545,12 @@ public final class FusedGemmKernels {
                         int i = (row0 + r) * cols + k0 + kk;
                         boolean in = row0 + r < mRows && k0 + kk < cols;
                         wt[kk * WT_STRIDE + r] = in ? w.get(i).getFloat32() : 0f;
-                        wt2[kk * WT_STRIDE + r] = in ? wu.get(i).getFloat32() : 0f;
+                        wt2[kk * WT_STRIDE + r] = in ? w.get(i + up).getFloat32() : 0f;
                     }
                     for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
                         int b = e / TILE_DEPTH;
                         int kk = e - b * TILE_DEPTH;
-                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                        xs[e] = k0 + kk < cols ? xn.get((c0 + b) * cols + k0 + kk) : 0f;
                     }
                     ctx.localBarrier();
                     {
@@ -530,14 +572,15 @@ public final class FusedGemmKernels {
                     int b = e / TILE_ROWS;
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
-                        h.set((c0 + b) * rows + row0 + r, MatVecKernels.silu(acc[e]) * acc2[e]);
+                        h.set((c0 + b) * rows + row0 + r, KernelSupport.silu(acc[e]) * acc2[e]);
                     }
                 }
                 ctx.localBarrier();
             }
         }
     }
-    public static void swigluF16Bits(KernelContext ctx, ShortArray w, ShortArray wu, FloatArray pow2, FloatArray x, FloatArray h, IntArray meta, int rows, int cols) {
+    public static void swigluF16Bits(KernelContext ctx, ShortArray w, FloatArray pow2, FloatArray x, FloatArray xn, FloatArray vec, FloatArray h, IntArray meta,
+                              int rows, int cols, int normOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
@@ -546,15 +589,27 @@ public final class FusedGemmKernels {
         float[] acc2 = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes;
             for (int b = 0; b < n; b++) {
-                float a = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF16Bits(w, pow2, x, b * cols, g, cols, lid, wg) : 0f);
-                float u = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF16Bits(wu, pow2, x, b * cols, g, cols, lid, wg) : 0f);
-                if (lid == 0 && g < rows) {
-                    h.set(b * rows + g, MatVecKernels.silu(a) * u);
+                int xo = b * cols;
+                float scale = 0f;
+                if (normOff >= 0) {
+                    float ss = KernelSupport.reduceSum(ctx, red, LaneProducts.sumSquares(x, xo, cols, lid, wg));
+                    scale = 1.0f / TornadoMath.sqrt(ss / cols + vec.get(normOff + cols));
+                }
+                float pg = 0f, pu = 0f;
+                if (row < rows) {
+                    pg = normOff >= 0 ? LaneProducts.dotF16BitsNorm(w, pow2, x, xo, vec, normOff, scale, row, cols, t, lanes) : LaneProducts.dotF16Bits(w, pow2, xn, xo, row, cols, t, lanes);
+                    pu = normOff >= 0 ? LaneProducts.dotF16BitsNorm(w, pow2, x, xo, vec, normOff, scale, row + rows, cols, t, lanes) : LaneProducts.dotF16Bits(w, pow2, xn, xo, row + rows, cols, t, lanes);
+                }
+                float a = KernelSupport.reduceSegments(ctx, red, pg, lanes);
+                float u = KernelSupport.reduceSegments(ctx, red, pu, lanes);
+                if (t == 0 && row < rows) {
+                    h.set(b * rows + row, KernelSupport.silu(a) * u);
                 }
             }
         } else if (g * TILE_ROWS < rows) {
-            int row0 = g * TILE_ROWS, mRows = rows;
+            int row0 = g * TILE_ROWS, mRows = rows, up = rows * cols;
             for (int c0 = 0; c0 < n; c0 += CHUNK) {
                 int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
                 for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
@@ -568,12 +623,12 @@ public final class FusedGemmKernels {
                         int i = (row0 + r) * cols + k0 + kk;
                         boolean in = row0 + r < mRows && k0 + kk < cols;
                         wt[kk * WT_STRIDE + r] = in ? KernelSupport.halfToFloat(w.get(i), pow2) : 0f;
-                        wt2[kk * WT_STRIDE + r] = in ? KernelSupport.halfToFloat(wu.get(i), pow2) : 0f;
+                        wt2[kk * WT_STRIDE + r] = in ? KernelSupport.halfToFloat(w.get(i + up), pow2) : 0f;
                     }
                     for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
                         int b = e / TILE_DEPTH;
                         int kk = e - b * TILE_DEPTH;
-                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                        xs[e] = k0 + kk < cols ? xn.get((c0 + b) * cols + k0 + kk) : 0f;
                     }
                     ctx.localBarrier();
                     {
@@ -595,14 +650,15 @@ public final class FusedGemmKernels {
                     int b = e / TILE_ROWS;
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
-                        h.set((c0 + b) * rows + row0 + r, MatVecKernels.silu(acc[e]) * acc2[e]);
+                        h.set((c0 + b) * rows + row0 + r, KernelSupport.silu(acc[e]) * acc2[e]);
                     }
                 }
                 ctx.localBarrier();
             }
         }
     }
-    public static void swigluQ8(KernelContext ctx, IntArray w, FloatArray s, IntArray wu, FloatArray su, FloatArray x, FloatArray h, IntArray meta, int rows, int cols) {
+    public static void swigluQ8(KernelContext ctx, IntArray w, FloatArray s, FloatArray x, FloatArray xn, FloatArray vec, FloatArray h, IntArray meta,
+                              int rows, int cols, int normOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
@@ -611,15 +667,27 @@ public final class FusedGemmKernels {
         float[] acc2 = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes;
             for (int b = 0; b < n; b++) {
-                float a = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialQ8(w, s, x, b * cols, g, cols, lid, wg) : 0f);
-                float u = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialQ8(wu, su, x, b * cols, g, cols, lid, wg) : 0f);
-                if (lid == 0 && g < rows) {
-                    h.set(b * rows + g, MatVecKernels.silu(a) * u);
+                int xo = b * cols;
+                float scale = 0f;
+                if (normOff >= 0) {
+                    float ss = KernelSupport.reduceSum(ctx, red, LaneProducts.sumSquares(x, xo, cols, lid, wg));
+                    scale = 1.0f / TornadoMath.sqrt(ss / cols + vec.get(normOff + cols));
+                }
+                float pg = 0f, pu = 0f;
+                if (row < rows) {
+                    pg = normOff >= 0 ? LaneProducts.dotQ8Norm(w, s, x, xo, vec, normOff, scale, row, cols, t, lanes) : LaneProducts.dotQ8(w, s, xn, xo, row, cols, t, lanes);
+                    pu = normOff >= 0 ? LaneProducts.dotQ8Norm(w, s, x, xo, vec, normOff, scale, row + rows, cols, t, lanes) : LaneProducts.dotQ8(w, s, xn, xo, row + rows, cols, t, lanes);
+                }
+                float a = KernelSupport.reduceSegments(ctx, red, pg, lanes);
+                float u = KernelSupport.reduceSegments(ctx, red, pu, lanes);
+                if (t == 0 && row < rows) {
+                    h.set(b * rows + row, KernelSupport.silu(a) * u);
                 }
             }
         } else if (g * TILE_ROWS < rows) {
-            int row0 = g * TILE_ROWS, mRows = rows;
+            int row0 = g * TILE_ROWS, mRows = rows, up = rows * cols;
             for (int c0 = 0; c0 < n; c0 += CHUNK) {
                 int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
                 for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
@@ -633,12 +701,12 @@ public final class FusedGemmKernels {
                         int i = (row0 + r) * cols + k0 + kk;
                         boolean in = row0 + r < mRows && k0 + kk < cols;
                         wt[kk * WT_STRIDE + r] = in ? GemmKernels.q8(w, s, i) : 0f;
-                        wt2[kk * WT_STRIDE + r] = in ? GemmKernels.q8(wu, su, i) : 0f;
+                        wt2[kk * WT_STRIDE + r] = in ? GemmKernels.q8(w, s, i + up) : 0f;
                     }
                     for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
                         int b = e / TILE_DEPTH;
                         int kk = e - b * TILE_DEPTH;
-                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                        xs[e] = k0 + kk < cols ? xn.get((c0 + b) * cols + k0 + kk) : 0f;
                     }
                     ctx.localBarrier();
                     {
@@ -660,14 +728,15 @@ public final class FusedGemmKernels {
                     int b = e / TILE_ROWS;
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
-                        h.set((c0 + b) * rows + row0 + r, MatVecKernels.silu(acc[e]) * acc2[e]);
+                        h.set((c0 + b) * rows + row0 + r, KernelSupport.silu(acc[e]) * acc2[e]);
                     }
                 }
                 ctx.localBarrier();
             }
         }
     }
-    public static void swigluQ4(KernelContext ctx, IntArray w, FloatArray s, IntArray wu, FloatArray su, FloatArray x, FloatArray h, IntArray meta, int rows, int cols) {
+    public static void swigluQ4(KernelContext ctx, IntArray w, FloatArray s, FloatArray x, FloatArray xn, FloatArray vec, FloatArray h, IntArray meta,
+                              int rows, int cols, int normOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
@@ -676,15 +745,27 @@ public final class FusedGemmKernels {
         float[] acc2 = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes;
             for (int b = 0; b < n; b++) {
-                float a = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialQ4(w, s, x, b * cols, g, cols, lid, wg) : 0f);
-                float u = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialQ4(wu, su, x, b * cols, g, cols, lid, wg) : 0f);
-                if (lid == 0 && g < rows) {
-                    h.set(b * rows + g, MatVecKernels.silu(a) * u);
+                int xo = b * cols;
+                float scale = 0f;
+                if (normOff >= 0) {
+                    float ss = KernelSupport.reduceSum(ctx, red, LaneProducts.sumSquares(x, xo, cols, lid, wg));
+                    scale = 1.0f / TornadoMath.sqrt(ss / cols + vec.get(normOff + cols));
+                }
+                float pg = 0f, pu = 0f;
+                if (row < rows) {
+                    pg = normOff >= 0 ? LaneProducts.dotQ4Norm(w, s, x, xo, vec, normOff, scale, row, cols, t, lanes) : LaneProducts.dotQ4(w, s, xn, xo, row, cols, t, lanes);
+                    pu = normOff >= 0 ? LaneProducts.dotQ4Norm(w, s, x, xo, vec, normOff, scale, row + rows, cols, t, lanes) : LaneProducts.dotQ4(w, s, xn, xo, row + rows, cols, t, lanes);
+                }
+                float a = KernelSupport.reduceSegments(ctx, red, pg, lanes);
+                float u = KernelSupport.reduceSegments(ctx, red, pu, lanes);
+                if (t == 0 && row < rows) {
+                    h.set(b * rows + row, KernelSupport.silu(a) * u);
                 }
             }
         } else if (g * TILE_ROWS < rows) {
-            int row0 = g * TILE_ROWS, mRows = rows;
+            int row0 = g * TILE_ROWS, mRows = rows, up = rows * cols;
             for (int c0 = 0; c0 < n; c0 += CHUNK) {
                 int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
                 for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
@@ -698,12 +779,12 @@ public final class FusedGemmKernels {
                         int i = (row0 + r) * cols + k0 + kk;
                         boolean in = row0 + r < mRows && k0 + kk < cols;
                         wt[kk * WT_STRIDE + r] = in ? GemmKernels.q4(w, s, i) : 0f;
-                        wt2[kk * WT_STRIDE + r] = in ? GemmKernels.q4(wu, su, i) : 0f;
+                        wt2[kk * WT_STRIDE + r] = in ? GemmKernels.q4(w, s, i + up) : 0f;
                     }
                     for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
                         int b = e / TILE_DEPTH;
                         int kk = e - b * TILE_DEPTH;
-                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                        xs[e] = k0 + kk < cols ? xn.get((c0 + b) * cols + k0 + kk) : 0f;
                     }
                     ctx.localBarrier();
                     {
@@ -725,7 +806,7 @@ public final class FusedGemmKernels {
                     int b = e / TILE_ROWS;
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
-                        h.set((c0 + b) * rows + row0 + r, MatVecKernels.silu(acc[e]) * acc2[e]);
+                        h.set((c0 + b) * rows + row0 + r, KernelSupport.silu(acc[e]) * acc2[e]);
                     }
                 }
                 ctx.localBarrier();

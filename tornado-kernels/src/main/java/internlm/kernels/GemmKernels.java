@@ -20,14 +20,16 @@ import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
  * is thus read from global memory once per chunk of CHUNK rows, not once per row. Every output is a sum over the
  * columns in increasing order whatever n and whichever other rows share the batch: the results are batch invariant.
  *
- * <p>With n ≤ {@link #LANE_BATCH} (decode batches) the kernels run, for each batch row in turn, the
- * one-row-per-work-group product of {@link MatVecKernels} (lanes stride over the weight row, tree reduction; the row's
- * weights are re-read from cache for the next batch row): a one-row batch costs what the single-token kernels cost,
- * and every row gets exactly the floats it would get alone. The lane and tiled paths sum in different orders, so a
- * row's result depends on whether its pass has more than LANE_BATCH rows (by float rounding);
+ * <p>With n ≤ {@link #LANE_BATCH} (decode batches) the kernels run the lane products of {@link LaneProducts}: for each
+ * batch row in turn, {@code lanes} work-items ({@link BatchLayout#LANES}; the whole group when 0) share one output row,
+ * striding over its columns, and add their sums in a fixed tree; a group of wg items computes wg / lanes consecutive
+ * rows (the row's weights are re-read from cache for the next batch row). A one-row batch costs one read of the
+ * weights, and every row gets exactly the floats it would get alone. The lane and tiled paths sum in different
+ * orders, so a row's result depends on whether its pass has more than LANE_BATCH rows (by float rounding);
  * {@link BatchLayout#MODE_INVARIANT} sends every batch through the tiled path, making results independent of the
- * batch. The grid is one work-group per output row either way (groups past the last tile exit at once). The
- * work-group size must be a power of two of at least TILE_ROWS (64).
+ * batch. The grid has enough work-groups for both paths ({@link #laneGroups}, {@link #tiles}; groups with nothing to
+ * do exit at once). The work-group size must be a power of two of at least TILE_ROWS (64). Biases (InternLM v1's
+ * attention output) are added to the product before the residual: y += (x·Wᵀ + bias).
  *
  * <p>Local arrays are used in the kernel methods themselves, never handed to helpers (see
  * {@link KernelSupport#REDUCE_LOCAL} for why); so the per-type kernels repeat the same loop structure and differ only
@@ -56,6 +58,18 @@ public final class GemmKernels {
         return n <= LANE_BATCH && meta.get(BatchLayout.MODE) != BatchLayout.MODE_INVARIANT;
     }
 
+    /** Work-items per output row of the lane products: meta's {@link BatchLayout#LANES}, or the whole group. */
+    static int lanesPerRow(IntArray meta, int wg) {
+        int lanes = meta.get(BatchLayout.LANES);
+        return lanes <= 0 || lanes > wg ? wg : lanes;
+    }
+
+    /** Work-groups the lane path needs for {@code rows} output rows with {@code lanes} items per row in groups of {@code wg}. */
+    public static int laneGroups(int rows, int lanes, int wg) {
+        int perGroup = wg / Math.min(lanes, wg);
+        return (rows + perGroup - 1) / perGroup;
+    }
+
     /** Work-groups the batched path uses for a matrix of {@code rows} rows. */
     public static int tiles(int rows) {
         return (rows + TILE_ROWS - 1) / TILE_ROWS;
@@ -79,18 +93,22 @@ public final class GemmKernels {
 
     // ------------------------------------------------------------------ Y = X·Wᵀ (residual != 0: Y += X·Wᵀ); n = meta[count]
 
-    public static void gemmF32(KernelContext ctx, FloatArray w, FloatArray x, FloatArray y, IntArray meta, int count, int rows, int cols, int residual) {
+    public static void gemmF32(KernelContext ctx, FloatArray w, FloatArray x, FloatArray y, FloatArray vec, IntArray meta, int count, int rows, int cols,
+                              int residual, int biasOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
         float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(count), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes;
             for (int b = 0; b < n; b++) {
-                float t = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF32(w, x, b * cols, g, cols, lid, wg) : 0f);
-                if (lid == 0 && g < rows) {
-                    int o = b * rows + g;
-                    y.set(o, residual != 0 ? y.get(o) + t : t);
+                float p = row < rows ? LaneProducts.dotF32(w, x, b * cols, row, cols, t, lanes) : 0f;
+                float sum = KernelSupport.reduceSegments(ctx, red, p, lanes);
+                if (t == 0 && row < rows) {
+                    int o = b * rows + row;
+                    float v = biasOff < 0 ? sum : sum + vec.get(biasOff + row);
+                    y.set(o, residual != 0 ? y.get(o) + v : v);
                 }
             }
         } else if (g * TILE_ROWS < rows) {
@@ -131,7 +149,7 @@ public final class GemmKernels {
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
                         int o = (c0 + b) * rows + row0 + r;
-                        float t = acc[e];
+                        float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + row0 + r);
                         y.set(o, residual != 0 ? y.get(o) + t : t);
                     }
                 }
@@ -139,18 +157,22 @@ public final class GemmKernels {
             }
         }
     }
-    public static void gemmF16(KernelContext ctx, HalfFloatArray w, FloatArray x, FloatArray y, IntArray meta, int count, int rows, int cols, int residual) {
+    public static void gemmF16(KernelContext ctx, HalfFloatArray w, FloatArray x, FloatArray y, FloatArray vec, IntArray meta, int count, int rows, int cols,
+                              int residual, int biasOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
         float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(count), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes;
             for (int b = 0; b < n; b++) {
-                float t = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF16(w, x, b * cols, g, cols, lid, wg) : 0f);
-                if (lid == 0 && g < rows) {
-                    int o = b * rows + g;
-                    y.set(o, residual != 0 ? y.get(o) + t : t);
+                float p = row < rows ? LaneProducts.dotF16(w, x, b * cols, row, cols, t, lanes) : 0f;
+                float sum = KernelSupport.reduceSegments(ctx, red, p, lanes);
+                if (t == 0 && row < rows) {
+                    int o = b * rows + row;
+                    float v = biasOff < 0 ? sum : sum + vec.get(biasOff + row);
+                    y.set(o, residual != 0 ? y.get(o) + v : v);
                 }
             }
         } else if (g * TILE_ROWS < rows) {
@@ -191,7 +213,7 @@ public final class GemmKernels {
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
                         int o = (c0 + b) * rows + row0 + r;
-                        float t = acc[e];
+                        float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + row0 + r);
                         y.set(o, residual != 0 ? y.get(o) + t : t);
                     }
                 }
@@ -199,18 +221,22 @@ public final class GemmKernels {
             }
         }
     }
-    public static void gemmF16Bits(KernelContext ctx, ShortArray w, FloatArray pow2, FloatArray x, FloatArray y, IntArray meta, int count, int rows, int cols, int residual) {
+    public static void gemmF16Bits(KernelContext ctx, ShortArray w, FloatArray pow2, FloatArray x, FloatArray y, FloatArray vec, IntArray meta, int count, int rows, int cols,
+                              int residual, int biasOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
         float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(count), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes;
             for (int b = 0; b < n; b++) {
-                float t = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF16Bits(w, pow2, x, b * cols, g, cols, lid, wg) : 0f);
-                if (lid == 0 && g < rows) {
-                    int o = b * rows + g;
-                    y.set(o, residual != 0 ? y.get(o) + t : t);
+                float p = row < rows ? LaneProducts.dotF16Bits(w, pow2, x, b * cols, row, cols, t, lanes) : 0f;
+                float sum = KernelSupport.reduceSegments(ctx, red, p, lanes);
+                if (t == 0 && row < rows) {
+                    int o = b * rows + row;
+                    float v = biasOff < 0 ? sum : sum + vec.get(biasOff + row);
+                    y.set(o, residual != 0 ? y.get(o) + v : v);
                 }
             }
         } else if (g * TILE_ROWS < rows) {
@@ -251,7 +277,7 @@ public final class GemmKernels {
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
                         int o = (c0 + b) * rows + row0 + r;
-                        float t = acc[e];
+                        float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + row0 + r);
                         y.set(o, residual != 0 ? y.get(o) + t : t);
                     }
                 }
@@ -259,18 +285,22 @@ public final class GemmKernels {
             }
         }
     }
-    public static void gemmQ8(KernelContext ctx, IntArray w, FloatArray s, FloatArray x, FloatArray y, IntArray meta, int count, int rows, int cols, int residual) {
+    public static void gemmQ8(KernelContext ctx, IntArray w, FloatArray s, FloatArray x, FloatArray y, FloatArray vec, IntArray meta, int count, int rows, int cols,
+                              int residual, int biasOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
         float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(count), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes;
             for (int b = 0; b < n; b++) {
-                float t = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialQ8(w, s, x, b * cols, g, cols, lid, wg) : 0f);
-                if (lid == 0 && g < rows) {
-                    int o = b * rows + g;
-                    y.set(o, residual != 0 ? y.get(o) + t : t);
+                float p = row < rows ? LaneProducts.dotQ8(w, s, x, b * cols, row, cols, t, lanes) : 0f;
+                float sum = KernelSupport.reduceSegments(ctx, red, p, lanes);
+                if (t == 0 && row < rows) {
+                    int o = b * rows + row;
+                    float v = biasOff < 0 ? sum : sum + vec.get(biasOff + row);
+                    y.set(o, residual != 0 ? y.get(o) + v : v);
                 }
             }
         } else if (g * TILE_ROWS < rows) {
@@ -311,7 +341,7 @@ public final class GemmKernels {
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
                         int o = (c0 + b) * rows + row0 + r;
-                        float t = acc[e];
+                        float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + row0 + r);
                         y.set(o, residual != 0 ? y.get(o) + t : t);
                     }
                 }
@@ -319,18 +349,22 @@ public final class GemmKernels {
             }
         }
     }
-    public static void gemmQ4(KernelContext ctx, IntArray w, FloatArray s, FloatArray x, FloatArray y, IntArray meta, int count, int rows, int cols, int residual) {
+    public static void gemmQ4(KernelContext ctx, IntArray w, FloatArray s, FloatArray x, FloatArray y, FloatArray vec, IntArray meta, int count, int rows, int cols,
+                              int residual, int biasOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
         float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(count), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes;
             for (int b = 0; b < n; b++) {
-                float t = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialQ4(w, s, x, b * cols, g, cols, lid, wg) : 0f);
-                if (lid == 0 && g < rows) {
-                    int o = b * rows + g;
-                    y.set(o, residual != 0 ? y.get(o) + t : t);
+                float p = row < rows ? LaneProducts.dotQ4(w, s, x, b * cols, row, cols, t, lanes) : 0f;
+                float sum = KernelSupport.reduceSegments(ctx, red, p, lanes);
+                if (t == 0 && row < rows) {
+                    int o = b * rows + row;
+                    float v = biasOff < 0 ? sum : sum + vec.get(biasOff + row);
+                    y.set(o, residual != 0 ? y.get(o) + v : v);
                 }
             }
         } else if (g * TILE_ROWS < rows) {
@@ -371,7 +405,7 @@ public final class GemmKernels {
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
                         int o = (c0 + b) * rows + row0 + r;
-                        float t = acc[e];
+                        float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + row0 + r);
                         y.set(o, residual != 0 ? y.get(o) + t : t);
                     }
                 }
