@@ -23,7 +23,7 @@ import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
  *       in the high nibble, values biased by 8), row-major [rows × cols/8]; scales FloatArray [rows × cols/32].</li>
  * </ul>
  * Each product exists plain (y = W·x), with residual (y += W·x), as fused Q/K/V (three matrices, one launch) and as
- * fused SwiGLU gate/up (h = silu(Wg·x) ⊙ Wu·x). The scalar references are in {@link References}.
+ * fused SwiGLU gate/up (h = silu(Wg·x) ⊙ Wu·x). The kernel tests compare them with scalar references (test code).
  */
 public final class MatVecKernels {
     private MatVecKernels() {}

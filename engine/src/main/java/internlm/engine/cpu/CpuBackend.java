@@ -329,7 +329,6 @@ public final class CpuBackend implements Backend {
     /** Causal grouped-query attention of each row's queries against its own sequence's cache; result in att. */
     private void attention(int layer, int B) {
         final int hd = c.headDim(), kvd = c.kvDim(), qd = c.qDim(), group = c.groupSize(), heads = c.heads();
-        final float scale = (float) (1.0 / Math.sqrt(hd));
         int longest = 0;
         for (int b = 0; b < B; b++) {
             longest = Math.max(longest, rowPos[b] + 1);
@@ -339,28 +338,37 @@ public final class CpuBackend implements Backend {
             float[] scores = new float[maxLen];
             for (int task = from; task < to; task++) {
                 int b = task / heads, h = task % heads, g = h / group;
-                int len = rowPos[b] + 1;
-                final float[] kc = rowSeq[b].kv.k[layer], vc = rowSeq[b].kv.v[layer];
                 int qOff = b * qd + h * hd;
-                float max = Float.NEGATIVE_INFINITY;
-                for (int t = 0; t < len; t++) {
-                    float sc = VectorKernels.dot(q, qOff, kc, t * kvd + g * hd, hd) * scale;
-                    scores[t] = sc;
-                    max = Math.max(max, sc);
-                }
-                float sum = 0;
-                for (int t = 0; t < len; t++) {
-                    float e = (float) Math.exp(scores[t] - max);
-                    scores[t] = e;
-                    sum += e;
-                }
-                java.util.Arrays.fill(att, qOff, qOff + hd, 0f);
-                float inv = 1f / sum;
-                for (int t = 0; t < len; t++) {
-                    VectorKernels.axpy(scores[t] * inv, vc, t * kvd + g * hd, att, qOff, hd);
-                }
+                attendHead(q, qOff, rowSeq[b].kv.k[layer], rowSeq[b].kv.v[layer], g * hd, kvd, rowPos[b] + 1, hd, scores, att, qOff);
             }
         });
+    }
+
+    /**
+     * Softmax attention of one query head: out[outOff, +headDim) = Σ_t softmax_t(q·k_t / √headDim) · v_t over positions
+     * t &lt; len of caches laid out [position][kvStride], this head's keys and values at kvOff of each position.
+     * {@code scores} holds at least len floats.
+     */
+    public static void attendHead(float[] q, int qOff, float[] keys, float[] values, int kvOff, int kvStride, int len, int headDim,
+                                  float[] scores, float[] out, int outOff) {
+        final float scale = (float) (1.0 / Math.sqrt(headDim));
+        float max = Float.NEGATIVE_INFINITY;
+        for (int t = 0; t < len; t++) {
+            float sc = VectorKernels.dot(q, qOff, keys, t * kvStride + kvOff, headDim) * scale;
+            scores[t] = sc;
+            max = Math.max(max, sc);
+        }
+        float sum = 0;
+        for (int t = 0; t < len; t++) {
+            float e = (float) Math.exp(scores[t] - max);
+            scores[t] = e;
+            sum += e;
+        }
+        java.util.Arrays.fill(out, outOff, outOff + headDim, 0f);
+        float inv = 1f / sum;
+        for (int t = 0; t < len; t++) {
+            VectorKernels.axpy(scores[t] * inv, values, t * kvStride + kvOff, out, outOff, headDim);
+        }
     }
 
     /** y[b, 0..rows) = W · x[b] for b &lt; B. */
@@ -425,7 +433,8 @@ public final class CpuBackend implements Backend {
         }
     }
 
-    static void rmsnorm(float[] out, int outOff, float[] x, int xOff, float[] weight, int n, float eps) {
+    /** out[outOff + i] = x[xOff + i] · weight[i] / √(mean(x²) + eps), i &lt; n (the mean in double). */
+    public static void rmsnorm(float[] out, int outOff, float[] x, int xOff, float[] weight, int n, float eps) {
         double ss = 0;
         for (int i = 0; i < n; i++) {
             ss += (double) x[xOff + i] * x[xOff + i];

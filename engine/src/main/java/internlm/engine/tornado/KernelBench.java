@@ -1,11 +1,12 @@
 package internlm.engine.tornado;
 
 import internlm.engine.bench.KernelRow;
+import internlm.engine.cpu.CpuBackend;
+import internlm.engine.cpu.VectorKernels;
 import internlm.engine.bench.Stats;
 import internlm.kernels.DeviceLayouts;
 import internlm.kernels.KernelSupport;
 import internlm.kernels.LayerKernels;
-import internlm.kernels.References;
 import internlm.loader.TensorData;
 import internlm.loader.gguf.GgmlType;
 import internlm.loader.quant.Quants;
@@ -38,8 +39,8 @@ import java.util.function.Supplier;
  * mat-vec per weight type and projection, fused QKV, SwiGLU, RMSNorm, attention at several depths and the two-phase
  * argmax. Each case is one task graph with its inputs on the device; the time per launch is TornadoVM's device
  * kernel time when its profiler reports one (else the wall time of execute()), GB/s and GFLOP/s follow from the
- * bytes and operations a launch needs, and the output is compared with the scalar reference in {@code References}
- * after every run. Variants (work-group sizes {@code wg64/wg128/wg256}, F16 as bits or {@code native} half) are
+ * bytes and operations a launch needs, and the output is compared after every run with what the CPU backend's own
+ * kernels compute from the same (dequantized) weights. Variants (work-group sizes {@code wg64/wg128/wg256}, F16 as bits or {@code native} half) are
  * named, so a new one can be added here and compared side by side; {@code --variants} selects them by name.
  */
 public final class KernelBench {
@@ -198,6 +199,34 @@ public final class KernelBench {
         return new Weights(DeviceMatrix.of(t, nativeHalf), deq);
     }
 
+    // ------------------------------------------------------------------ expected values: the CPU backend's kernels
+
+    /** y = W·x with the CPU backend's dot product (w dequantized, row-major rows × cols). */
+    private static float[] matvec(float[] w, float[] x, int rows, int cols) {
+        float[] y = new float[rows];
+        for (int r = 0; r < rows; r++) {
+            y[r] = VectorKernels.dot(w, r * cols, x, 0, cols);
+        }
+        return y;
+    }
+
+    /** silu(Wg·x) ⊙ Wu·x with the CPU backend's kernels. */
+    private static float[] swiglu(float[] wg, float[] wu, float[] x, int rows, int cols) {
+        float[] g = matvec(wg, x, rows, cols), u = matvec(wu, x, rows, cols);
+        VectorKernels.swiglu(g, u, 0, rows);
+        return g;
+    }
+
+    /** Every query head of one token over positions [0, len) of caches laid out [position][kvHeads·headDim]. */
+    private static float[] attention(float[] q, float[] keys, float[] values, int len, int heads, int kvHeads, int headDim) {
+        float[] out = new float[heads * headDim], scores = new float[len];
+        for (int h = 0; h < heads; h++) {
+            int g = h / (heads / kvHeads);
+            CpuBackend.attendHead(q, h * headDim, keys, values, g * headDim, kvHeads * headDim, len, headDim, scores, out, h * headDim);
+        }
+        return out;
+    }
+
     private static long deviceBytes(GgmlType t, long n) {
         return switch (t) {
             case F32 -> 4 * n;
@@ -237,7 +266,7 @@ public final class KernelBench {
                 for (boolean nativeHalf : halfModes) {
                     Weights w = weights(type, rows, cols, nativeHalf, rnd);
                     float[] x = random(cols, 1, rnd);
-                    float[] expect = References.matvec(w.values(), x, rows, cols);
+                    float[] expect = matvec(w.values(), x, rows, cols);
                     FloatArray xa = DeviceLayouts.floats(x), y = new FloatArray(rows);
                     for (int local : new int[] {64, 128, 256}) {
                         String variant = type.name() + (type == GgmlType.F16 ? (nativeHalf ? " native" : " bits") : "") + " wg" + local;
@@ -254,7 +283,7 @@ public final class KernelBench {
             Weights wq = weights(type, qd, dim, false, rnd), wk = weights(type, kvd, dim, false, rnd), wv = weights(type, kvd, dim, false, rnd);
             float[] x = random(dim, 1, rnd);
             FloatArray xa = DeviceLayouts.floats(x), q = new FloatArray(qd), k = new FloatArray(kvd), v = new FloatArray(kvd);
-            float[] eq = References.matvec(wq.values(), x, qd, dim);
+            float[] eq = matvec(wq.values(), x, qd, dim);
             out.add(new Case("qkv", type.name() + " wg128", qd + "+" + kvd + "+" + kvd + "x" + dim,
                     deviceBytes(type, (long) (qd + 2 * kvd) * dim) + 4L * (dim + qd + 2 * kvd), 2L * (qd + 2 * kvd) * dim, () -> {
                 TaskGraph g = new TaskGraph("k").transferToDevice(DataTransferMode.FIRST_EXECUTION, wq.device().arrays())
@@ -266,7 +295,7 @@ public final class KernelBench {
             }, (qd + 2 * kvd) * 128, 128, q, null, eq, tolerance(eq)));
             Weights gate = weights(type, ffn, dim, false, rnd), up = weights(type, ffn, dim, false, rnd);
             FloatArray h = new FloatArray(ffn);
-            float[] eh = References.swiglu(gate.values(), up.values(), x, ffn, dim);
+            float[] eh = swiglu(gate.values(), up.values(), x, ffn, dim);
             out.add(new Case("swiglu", type.name() + " wg128", "2x" + ffn + "x" + dim, 2 * deviceBytes(type, (long) ffn * dim) + 4L * (dim + ffn),
                     4L * ffn * dim, () -> {
                 TaskGraph g = new TaskGraph("k").transferToDevice(DataTransferMode.FIRST_EXECUTION, gate.device().arrays())
@@ -287,7 +316,8 @@ public final class KernelBench {
         SplittableRandom rnd = new SplittableRandom(5);
         // RMSNorm: one work-group over the hidden state
         float[] xn = random(dim, 2, rnd), wn = random(dim, 1, rnd);
-        float[] en = References.rmsNorm(xn, wn, 1e-5f);
+        float[] en = new float[dim];
+        CpuBackend.rmsnorm(en, 0, xn, 0, wn, dim, 1e-5f);
         FloatArray xna = DeviceLayouts.floats(xn), wna = DeviceLayouts.floats(wn), yn = new FloatArray(dim);
         out.add(new Case("rmsnorm", "wg256", Integer.toString(dim), 12L * dim, 4L * dim, () -> new TaskGraph("k")
                 .transferToDevice(DataTransferMode.FIRST_EXECUTION, xna, wna, yn)
@@ -297,7 +327,7 @@ public final class KernelBench {
         int hd = s.headDim(), attLocal = Math.max(32, Integer.highestOneBit(Math.max(1, hd - 1)) << 1);
         for (int depth : plan.depths()) {
             float[] qa = random(qd, 1, rnd), keys = random(depth * kvd, 1, rnd), values = random(depth * kvd, 1, rnd);
-            float[] ea = References.attention(qa, keys, values, depth, s.heads(), s.kvHeads(), hd);
+            float[] ea = attention(qa, keys, values, depth, s.heads(), s.kvHeads(), hd);
             FloatArray qf = DeviceLayouts.floats(qa), kc = DeviceLayouts.floats(keys), vc = DeviceLayouts.floats(values), att = new FloatArray(qd);
             IntArray state = new IntArray(2);
             state.set(0, 0);
