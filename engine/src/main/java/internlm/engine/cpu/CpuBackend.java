@@ -308,6 +308,9 @@ public final class CpuBackend implements Backend {
                 batch.setArgmax(row, best);
                 if (batch.output(row) == Batch.Output.LOGITS) {
                     System.arraycopy(logitsScratch, j * vocab, batch.destination(row), 0, vocab);
+                } else if (batch.output(row) == Batch.Output.SAMPLE) {
+                    // the logits are on the host already: sampled here, as the generation would (samplesOnDevice() is false)
+                    batch.setSampled(row, batch.sampling(row).sample(java.util.Arrays.copyOfRange(logitsScratch, j * vocab, (j + 1) * vocab)));
                 }
             }
         }

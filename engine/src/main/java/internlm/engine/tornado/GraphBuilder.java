@@ -4,6 +4,7 @@ import internlm.kernels.BatchKernels;
 import internlm.kernels.BatchLayout;
 import internlm.kernels.DeviceLayouts;
 import internlm.kernels.KernelSupport;
+import internlm.kernels.SamplingKernels;
 import internlm.loader.LoadedModel;
 import internlm.loader.ModelConfig;
 import internlm.loader.Progress;
@@ -29,8 +30,8 @@ import java.util.Set;
  * embedding graph, one graph per layer and a logits graph, all for batches of up to {@link Shape#rows} rows (the row
  * count is data in {@code meta}, so they compile once). Weights and KV caches go to the device once
  * (FIRST_EXECUTION); the residual stream, meta and the RoPE tables cross from graph to graph on the device
- * (persist/consume); per batch only meta and the RoPE tables travel to the device, and back only the argmax ids, or
- * the logits / hidden states of the rows that ask for them. Execution is {@link TornadoBackend}'s.
+ * (persist/consume); per batch only meta, the RoPE tables and the sampling parameters travel to the device, and back
+ * only the argmax or sampled ids, or the logits / hidden states of the rows that ask for them. Execution is {@link TornadoBackend}'s.
  */
 final class GraphBuilder {
 
@@ -44,6 +45,8 @@ final class GraphBuilder {
         final IntArray meta = new IntArray(BatchLayout.SIZE);
         FloatArray rope, logits, hidden;
         IntArray result;
+        /** Per-pass parameters of the rows sampled on the device (filled by execution before each pass). */
+        DeviceSampling sampling;
         /** Grids with one work-group per row (per output row): resized to the batch's bucket before each run. */
         private final List<WorkerGrid1D> perRow = new ArrayList<>(), perOutput = new ArrayList<>();
         private final List<Integer> perRowSize = new ArrayList<>(), perOutputSize = new ArrayList<>();
@@ -102,7 +105,8 @@ final class GraphBuilder {
     static long activationBytes(ModelConfig c, Shape s) {
         long wide = Math.max(Math.max(c.dim(), c.qDim()), c.ffn());
         long perLayer = (long) s.rows() * (2L * Math.max(c.dim(), c.qDim()) + wide + 2L * c.qDim() + 2L * c.kvDim() + c.ffn());
-        long logits = (long) s.outputs() * (3L * c.dim() + c.vocabSize() + 2L * ARGMAX_GROUPS);
+        long logits = (long) s.outputs() * (3L * c.dim() + c.vocabSize() + 2L * ARGMAX_GROUPS + SamplingKernels.ROW_INTS + SamplingKernels.ROW_FLOATS)
+                + 2L * DeviceSampling.PENALTY_ENTRIES;
         return 4 * ((long) c.layers() * perLayer + logits + (long) s.rows() * (c.dim() + c.headDim()) + BatchLayout.SIZE);
     }
 
@@ -282,7 +286,7 @@ final class GraphBuilder {
             prev = name;
         }
 
-        // logits of the output rows only: gather, final norm, LM head, argmax
+        // logits of the output rows only: gather, final norm, LM head, argmax, sampling
         KernelContext lctx = new KernelContext();
         FloatArray outNorm = vector("output_norm.weight");
         DeviceWeight head = matrix(m.optionalTensor("output.weight") != null ? "output.weight" : "token_embd.weight");
@@ -294,6 +298,13 @@ final class GraphBuilder {
         out.result = new IntArray(outs);
         out.hidden = normed;
         TaskGraph lg = new TaskGraph("logits").consumeFromDevice(prev, meta, x);
+        DeviceSampling ds = new DeviceSampling(outs, c.vocabSize(), Integer.getInteger("internlm.tornado.penaltyEntries", DeviceSampling.PENALTY_ENTRIES));
+        int candidates = Integer.getInteger("internlm.tornado.sampleCandidates", SamplingKernels.CANDIDATES);
+        if (candidates < 1 || candidates > SamplingKernels.CANDIDATES) {
+            throw new IllegalArgumentException("internlm.tornado.sampleCandidates must be between 1 and " + SamplingKernels.CANDIDATES);
+        }
+        out.sampling = ds;
+        lg.transferToDevice(DataTransferMode.EVERY_EXECUTION, ds.rowInts, ds.rowFloats, ds.penaltyIds, ds.penaltySubs);
         List<Object> consts = new ArrayList<>(List.of(gathered, normed, outNorm, out.logits, argVal, argIdx, out.result));
         if (shape.roundActivations() && head.quantized()) {
             consts.add(rounded);
@@ -315,6 +326,12 @@ final class GraphBuilder {
         grid("logits", "argmax_partial", ARGMAX_GROUPS * 256, 256);
         lg.task("argmax_final", BatchKernels::argmaxFinal, lctx, argVal, argIdx, out.result, meta, ARGMAX_GROUPS);
         grid("logits", "argmax_final", 64, 64);
+        // sampling on the device (rows whose mode says so): penalties applied to their logits, then one work-group per row
+        lg.task("sample_penalties", SamplingKernels::samplePenalties, lctx, out.logits, ds.rowInts, ds.rowFloats, ds.penaltyIds, ds.penaltySubs,
+                meta, c.vocabSize());
+        grid("logits", "sample_penalties", ds.capacity(), 64);
+        lg.task("sample", SamplingKernels::sampleTokens, lctx, out.logits, ds.rowInts, ds.rowFloats, out.result, meta, c.vocabSize(), candidates);
+        rowGrid("logits", "sample", 1, KernelSupport.MAX_LOCAL, true);
         lg.transferToHost(DataTransferMode.EVERY_EXECUTION, out.result);
         lg.transferToHost(DataTransferMode.UNDER_DEMAND, out.logits, normed);
         out.graphs.add(lg.snapshot());
