@@ -98,7 +98,7 @@ class SamplingKernelsTest {
             {0, 0.8f, 0, 0.8f}, {40, 0.95f, 0.05f, 0.8f}, {40, 0.8f, 0, 1.0f}, {5, 1, 0, 1.3f}, {0, 1, 0.1f, 0.6f},
             {0, 0.5f, 0, 2.0f}, {300, 0.9f, 0.02f, 0.7f}, {1, 1, 0, 1.0f}, {0, 0.999f, 0, 1.0f}, {0, 1, 1f, 1.0f},
         };
-        int total = 0;
+        int total = 0, compared = 0;
         for (int n : new int[] {37, 1000, 6000}) {
             List<Row> rows = new ArrayList<>();
             for (int t = 0; t < 64; t++) {
@@ -122,7 +122,9 @@ class SamplingKernelsTest {
             }
             assertTrue(onDevice.size() >= 52, onDevice.size() + " of 64 rows sampled on the device (vocabulary " + n + ")");
             total += check(onDevice, Arrays.copyOf(deviceIds, onDevice.size()), 1);
+            compared += onDevice.size();
         }
+        System.out.println("device sampling (emulated): " + compared + " rows compared, " + total + " boundary cases");
         assertTrue(total <= 1);
     }
 
@@ -253,7 +255,7 @@ class SamplingKernelsTest {
             for (int t = 0; t < 64; t++) {
                 rows.add(new Row(l, topK, topP, minP, temp, u.nextDouble()));
             }
-            for (int id : sample(rows, 32)) {
+            for (int id : sample(rows, 16)) {
                 int rank = -1;
                 for (int i = 0; i < keep; i++) {
                     rank = ids[i] == id ? i : rank;
