@@ -4,9 +4,13 @@ import internlm.engine.bench.KernelRow;
 import internlm.engine.cpu.CpuBackend;
 import internlm.engine.cpu.VectorKernels;
 import internlm.engine.bench.Stats;
+import internlm.engine.sampling.RowSampling;
+import internlm.engine.sampling.SamplerConfig;
+import internlm.kernels.BatchLayout;
 import internlm.kernels.DeviceLayouts;
 import internlm.kernels.KernelSupport;
 import internlm.kernels.LayerKernels;
+import internlm.kernels.SamplingKernels;
 import internlm.loader.TensorData;
 import internlm.loader.gguf.GgmlType;
 import internlm.loader.quant.Quants;
@@ -36,8 +40,8 @@ import java.util.function.Supplier;
 
 /**
  * {@code bench kernels}: every TornadoVM kernel the backend uses, at the real shapes of one model, on each device:
- * mat-vec per weight type and projection, fused QKV, SwiGLU, RMSNorm, attention at several depths and the two-phase
- * argmax. Each case is one task graph with its inputs on the device; the time per launch is TornadoVM's device
+ * mat-vec per weight type and projection, fused QKV, SwiGLU, RMSNorm, attention at several depths, the two-phase
+ * argmax and sampling. Each case is one task graph with its inputs on the device; the time per launch is TornadoVM's device
  * kernel time when its profiler reports one (else the wall time of execute()), GB/s and GFLOP/s follow from the
  * bytes and operations a launch needs, and the output is compared after every run with what the CPU backend's own
  * kernels compute from the same (dequantized) weights. Variants (work-group sizes {@code wg64/wg128/wg256}, F16 as bits or {@code native} half) are
@@ -47,7 +51,7 @@ public final class KernelBench {
     private KernelBench() {}
 
     /**
-     * What to run. {@code kernels}: names to keep (empty = all of matvec, qkv, swiglu, rmsnorm, attention, argmax);
+     * What to run. {@code kernels}: names to keep (empty = all of matvec, qkv, swiglu, rmsnorm, attention, argmax, sample);
      * {@code variants}: variant names to keep (empty = all); {@code types}: weight types; {@code depths}: attention
      * lengths; {@code lmHead}: also the vocabulary-wide projection (large).
      */
@@ -308,7 +312,7 @@ public final class KernelBench {
         return out;
     }
 
-    /** RMSNorm, attention at the plan's depths, argmax. */
+    /** RMSNorm, attention at the plan's depths, argmax, sampling. */
     private static List<Case> otherCases(Plan plan) {
         SyntheticModels.Shape s = plan.shape();
         int dim = s.dim(), qd = s.qDim(), kvd = s.kvDim();
@@ -353,6 +357,31 @@ public final class KernelBench {
                 .task("run", LayerKernels::argmaxPartial, new KernelContext(), la, pv, pi, s.vocab())
                 .task("final", LayerKernels::argmaxFinal, new KernelContext(), pv, pi, res, 64)
                 .transferToHost(DataTransferMode.UNDER_DEMAND, res), 64 * 256, 256, null, res, new float[] {best}, 0));
+        // sampling one row on the device (a language model's shape: a Gaussian body and a few tokens well above it),
+        // with InternLM2's chat settings and llama.cpp's; expected: the CPU sampler's token for the same draw
+        float[] lm = new float[s.vocab()];
+        for (int i = 0; i < lm.length; i++) {
+            lm[i] = (float) (2 * rnd.nextGaussian());
+        }
+        for (int p = 0; p < 5; p++) {
+            lm[rnd.nextInt(lm.length)] = (float) (10 + 6 * rnd.nextDouble());
+        }
+        String[] names = {"top-p 0.8 wg256", "top-k 40 top-p 0.95 min-p 0.05 wg256"};
+        SamplerConfig[] configs = {new SamplerConfig(0.8f, 0, 0.8f, 0f, 1f, 0f, 0f, 64, 0), new SamplerConfig(0.8f, 40, 0.95f, 0.05f, 1f, 0f, 0f, 64, 0)};
+        for (int c = 0; c < configs.length; c++) {
+            RowSampling how = RowSampling.of(configs[c], 0.37, new int[0], 0);
+            DeviceSampling row = new DeviceSampling(1, lm.length, 1);
+            row.device(0, how);
+            FloatArray lma = DeviceLayouts.floats(lm);
+            IntArray meta = new IntArray(BatchLayout.SIZE), sampled = new IntArray(1);
+            meta.set(BatchLayout.OUT_ROWS, 1);
+            out.add(new Case("sample", names[c], Integer.toString(s.vocab()), 4L * s.vocab(), s.vocab(), () -> new TaskGraph("k")
+                    .transferToDevice(DataTransferMode.FIRST_EXECUTION, lma, row.rowInts, row.rowFloats, meta, sampled)
+                    .task("run", SamplingKernels::sampleTokens, new KernelContext(), lma, row.rowInts, row.rowFloats, sampled, meta, s.vocab(),
+                            SamplingKernels.CANDIDATES)
+                    .transferToHost(DataTransferMode.UNDER_DEMAND, sampled), KernelSupport.MAX_LOCAL, KernelSupport.MAX_LOCAL, null, sampled,
+                    new float[] {how.sample(lm)}, 0));
+        }
         return out;
     }
 }
