@@ -169,6 +169,20 @@ class SamplingKernelsTest {
     }
 
     @Test
+    void aSmallerBoundOnTheCandidatesFallsBackSooner() {
+        float[] l = {0f, 5f, 4.9f, 4.8f, -3f, 1f, 4.7f, 0.5f};
+        // top-k 2 fits a bound of 2; top-k 3 and top-p over four near-equal tokens do not
+        List<Row> rows = List.of(new Row(l, 2, 1f, 0, 1f, 0.7), new Row(l, 3, 1f, 0, 1f, 0.7), new Row(l, 0, 0.9f, 0, 1f, 0.7),
+                new Row(l, 0, 1f, 0.98f, 1f, 0.7));
+        int[] ids = sample(rows, 16, 2);
+        assertEquals(References.sample(l, 2, 1f, 0, 1f, 0.7), ids[0]);
+        assertEquals(SamplingKernels.FALLBACK, ids[1]);
+        assertEquals(SamplingKernels.FALLBACK, ids[2]);
+        assertEquals(References.sample(l, 0, 1f, 0.98f, 1f, 0.7), ids[3], "min-p 0.98 keeps only the largest: it fits");
+        assertEquals(1, ids[3]);
+    }
+
+    @Test
     void tiesAreOrderedByIdAsOnTheHost() {
         // logits on a coarse grid: many ties inside and at the top-k, top-p and min-p boundaries
         SplittableRandom rnd = new SplittableRandom(8);
