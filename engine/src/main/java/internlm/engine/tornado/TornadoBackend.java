@@ -306,7 +306,8 @@ public final class TornadoBackend implements Backend {
                 }
                 case SAMPLE -> {
                     int id = graphs.result.get(j);
-                    boolean device = sampledHere[j] && id >= 0;
+                    // (an id outside the vocabulary, as from logits that are all NaN, is treated as a fallback too)
+                    boolean device = sampledHere[j] && id >= 0 && id < c.vocabSize();
                     if (!device) {
                         // sampled on the host: from the raw logits, or from the logits the device has penalized
                         if (!logitsCopied) {
