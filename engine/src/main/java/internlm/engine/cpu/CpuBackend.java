@@ -308,6 +308,9 @@ public final class CpuBackend implements Backend {
                 batch.setArgmax(row, best);
                 if (batch.output(row) == Batch.Output.LOGITS) {
                     System.arraycopy(logitsScratch, j * vocab, batch.destination(row), 0, vocab);
+                } else if (batch.output(row) == Batch.Output.SAMPLE) {
+                    // the logits are on the host already: sampled here, as the generation would (samplesOnDevice() is false)
+                    batch.setSampled(row, batch.sampling(row).sample(java.util.Arrays.copyOfRange(logitsScratch, j * vocab, (j + 1) * vocab)));
                 }
             }
         }
@@ -338,7 +341,6 @@ public final class CpuBackend implements Backend {
      */
     private void attention(int layer, int B) {
         final int hd = c.headDim(), kvd = c.kvDim(), qd = c.qDim(), group = c.groupSize(), kvHeads = c.kvHeads();
-        final float scale = (float) (1.0 / Math.sqrt(hd));
         int longest = 0;
         for (int b = 0; b < B; b++) {
             longest = Math.max(longest, rowPos[b] + 1);
@@ -356,20 +358,31 @@ public final class CpuBackend implements Backend {
                 final float[] kc = rowSeq[b].kv.k[layer], vc = rowSeq[b].kv.v[layer];
                 for (int h = g * group; h < (g + 1) * group; h++) {
                     int qOff = b * qd + h * hd;
-                    float max = Float.NEGATIVE_INFINITY;
-                    for (int t = 0; t < len; t++) {
-                        float sc = VectorKernels.dot(q, qOff, kc, t * kvd + g * hd, hd) * scale;
-                        scores[t] = sc;
-                        max = Math.max(max, sc);
-                    }
-                    float inv = 1f / VectorKernels.expSum(scores, len, max);
-                    for (int t = 0; t < len; t++) {
-                        scores[t] *= inv;
-                    }
-                    VectorKernels.weightedRows(scores, len, vc, g * hd, kvd, att, qOff, hd);
+                    attendHead(q, qOff, kc, vc, g * hd, kvd, len, hd, scores, att, qOff);
                 }
             }
         });
+    }
+
+    /**
+     * Softmax attention of one query head: out[outOff, +headDim) = Σ_t softmax_t(q·k_t / √headDim) · v_t over positions
+     * t &lt; len of caches laid out [position][kvStride], this head's keys and values at kvOff of each position.
+     * {@code scores} holds at least len floats.
+     */
+    public static void attendHead(float[] q, int qOff, float[] keys, float[] values, int kvOff, int kvStride, int len, int headDim,
+                                  float[] scores, float[] out, int outOff) {
+        final float scale = (float) (1.0 / Math.sqrt(headDim));
+        float max = Float.NEGATIVE_INFINITY;
+        for (int t = 0; t < len; t++) {
+            float sc = VectorKernels.dot(q, qOff, keys, t * kvStride + kvOff, headDim) * scale;
+            scores[t] = sc;
+            max = Math.max(max, sc);
+        }
+        float inv = 1f / VectorKernels.expSum(scores, len, max);
+        for (int t = 0; t < len; t++) {
+            scores[t] *= inv;
+        }
+        VectorKernels.weightedRows(scores, len, values, kvOff, kvStride, out, outOff, headDim);
     }
 
     /**
@@ -440,7 +453,8 @@ public final class CpuBackend implements Backend {
         }
     }
 
-    static void rmsnorm(float[] out, int outOff, float[] x, int xOff, float[] weight, int n, float eps) {
+    /** out[outOff + i] = x[xOff + i] · weight[i] / √(mean(x²) + eps), i &lt; n (the mean in double). */
+    public static void rmsnorm(float[] out, int outOff, float[] x, int xOff, float[] weight, int n, float eps) {
         double ss = 0;
         for (int i = 0; i < n; i++) {
             ss += (double) x[xOff + i] * x[xOff + i];
