@@ -7,7 +7,8 @@ package internlm.kernels;
  *
  * <p>Layout of meta: [{@link #ROWS}] rows in the batch, [{@link #OUT_ROWS}] rows that want an output, [{@link #MODE}]
  * {@link #MODE_INVARIANT} to run one-row batches through the batched products too, then per row its token, position,
- * cache base (the first position of its sequence's slot in the layer's KV array) and the list of output rows.
+ * cache base (the first position of its sequence's slot in the layer's KV array), the list of output rows, and the
+ * {@link #TILES} variant of the products for the device.
  * Activations of row b live at b·width in the batched buffers; output rows are gathered to 0..outRows−1.
  */
 public final class BatchLayout {
@@ -28,5 +29,14 @@ public final class BatchLayout {
     public static final int POSITION = TOKEN + MAX_ROWS;
     public static final int CACHE_BASE = POSITION + MAX_ROWS;
     public static final int OUT_ROW = CACHE_BASE + MAX_ROWS;
-    public static final int SIZE = OUT_ROW + MAX_ROWS;
+    /**
+     * Which tiled products run batches of more than {@link GemmKernels#LANE_BATCH} rows (and every batch in
+     * {@link #MODE_INVARIANT} mode): {@link #TILES_GROUPS} or {@link #TILES_ITEMS}; set once for the device.
+     */
+    public static final int TILES = OUT_ROW + MAX_ROWS;
+    /** TILES value: work-group tiles in local memory (GPUs). */
+    public static final int TILES_GROUPS = 0;
+    /** TILES value: each work-item a register tile of its own rows (CPU devices). */
+    public static final int TILES_ITEMS = 1;
+    public static final int SIZE = TILES + 1;
 }

@@ -51,6 +51,66 @@ public final class FusedGemmKernels {
                     storeQkv(q, k, v, b, g, t, qRows, kvRows);
                 }
             }
+        } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
+            // item tiles (CPU devices): the group's first work-item alone, see the class comment
+            int iq = (qRows + ITEM_ROWS - 1) / ITEM_ROWS, ik = (kvRows + ITEM_ROWS - 1) / ITEM_ROWS;
+            int m = g < iq ? 0 : g < iq + ik ? 1 : 2, mRows = m == 0 ? qRows : kvRows;
+            int r0 = (m == 0 ? g : m == 1 ? g - iq : g - iq - ik) * ITEM_ROWS, live = lid == 0 && g < iq + 2 * ik ? 1 : 0;
+            for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
+                acc[e] = 0f;
+            }
+            for (int k0 = 0; k0 < cols; k0 += ITEM_DEPTH) {
+                int kt = live * (cols - k0 < ITEM_DEPTH ? cols - k0 : ITEM_DEPTH);
+                // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
+                for (int j = 0; j < ITEM_ROWS; j++) {
+                    int base = (r0 + j < mRows ? r0 + j : mRows - 1) * cols + k0, o = j * ITEM_DEPTH;
+                    for (int kk = 0; kk < kt; kk++) {
+                        int i = base + kk;
+                        wt[o + kk] = m == 0 ? w.get(i) : m == 1 ? wk.get(i) : wv.get(i);
+                    }
+                }
+                // multiply: every chunk of ITEM_BATCH activation rows, staged in xs (rows past n repeat row n - 1; their sums are never stored),
+                // by the slice, ITEM_STEP rows of it at a time: 16 sums over the columns, added to acc [batch row][slice row]
+                for (int c0 = 0; c0 < live * n; c0 += ITEM_BATCH) {
+                    for (int bb = 0; bb < ITEM_BATCH; bb++) {
+                        int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
+                        for (int kk = 0; kk < kt; kk++) {
+                            xs[o + kk] = x.get(xo + kk);
+                        }
+                    }
+                    for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
+                        int s0 = j0 * ITEM_DEPTH;
+                        float a00 = 0f, a01 = 0f, a02 = 0f, a03 = 0f, a10 = 0f, a11 = 0f, a12 = 0f, a13 = 0f;
+                        float a20 = 0f, a21 = 0f, a22 = 0f, a23 = 0f, a30 = 0f, a31 = 0f, a32 = 0f, a33 = 0f;
+                        for (int kk = 0; kk < kt; kk++) {
+                            float w0 = wt[s0 + kk], w1 = wt[s0 + ITEM_DEPTH + kk], w2 = wt[s0 + 2 * ITEM_DEPTH + kk], w3 = wt[s0 + 3 * ITEM_DEPTH + kk];
+                            float u0 = xs[kk], u1 = xs[ITEM_DEPTH + kk], u2 = xs[2 * ITEM_DEPTH + kk], u3 = xs[3 * ITEM_DEPTH + kk];
+                            a00 += w0 * u0; a01 += w0 * u1; a02 += w0 * u2; a03 += w0 * u3;
+                            a10 += w1 * u0; a11 += w1 * u1; a12 += w1 * u2; a13 += w1 * u3;
+                            a20 += w2 * u0; a21 += w2 * u1; a22 += w2 * u2; a23 += w2 * u3;
+                            a30 += w3 * u0; a31 += w3 * u1; a32 += w3 * u2; a33 += w3 * u3;
+                        }
+                        int o = c0 * ITEM_ROWS + j0;
+                        acc[o] += a00; acc[o + 1] += a10; acc[o + 2] += a20; acc[o + 3] += a30;
+                        acc[o + ITEM_ROWS] += a01; acc[o + ITEM_ROWS + 1] += a11; acc[o + ITEM_ROWS + 2] += a21; acc[o + ITEM_ROWS + 3] += a31;
+                        acc[o + 2 * ITEM_ROWS] += a02; acc[o + 2 * ITEM_ROWS + 1] += a12; acc[o + 2 * ITEM_ROWS + 2] += a22; acc[o + 2 * ITEM_ROWS + 3] += a32;
+                        acc[o + 3 * ITEM_ROWS] += a03; acc[o + 3 * ITEM_ROWS + 1] += a13; acc[o + 3 * ITEM_ROWS + 2] += a23; acc[o + 3 * ITEM_ROWS + 3] += a33;
+                    }
+                }
+            }
+            for (int e = 0; e < live * n * ITEM_ROWS; e++) {
+                int b = e / ITEM_ROWS, r = r0 + e - b * ITEM_ROWS;
+                if (r < mRows) {
+                    float t = acc[e];
+                    if (m == 0) {
+                        q.set(b * qRows + r, t);
+                    } else if (m == 1) {
+                        k.set(b * kvRows + r, t);
+                    } else {
+                        v.set(b * kvRows + r, t);
+                    }
+                }
+            }
         } else if (g < tq + 2 * tk) {
             int m = g < tq ? 0 : g < tq + tk ? 1 : 2;
             int row0 = (m == 0 ? g : m == 1 ? g - tq : g - tq - tk) * TILE_ROWS, mRows = m == 0 ? qRows : kvRows;
@@ -125,6 +185,66 @@ public final class FusedGemmKernels {
                 float t = KernelSupport.reduceSum(ctx, red, p);
                 if (lid == 0) {
                     storeQkv(q, k, v, b, g, t, qRows, kvRows);
+                }
+            }
+        } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
+            // item tiles (CPU devices): the group's first work-item alone, see the class comment
+            int iq = (qRows + ITEM_ROWS - 1) / ITEM_ROWS, ik = (kvRows + ITEM_ROWS - 1) / ITEM_ROWS;
+            int m = g < iq ? 0 : g < iq + ik ? 1 : 2, mRows = m == 0 ? qRows : kvRows;
+            int r0 = (m == 0 ? g : m == 1 ? g - iq : g - iq - ik) * ITEM_ROWS, live = lid == 0 && g < iq + 2 * ik ? 1 : 0;
+            for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
+                acc[e] = 0f;
+            }
+            for (int k0 = 0; k0 < cols; k0 += ITEM_DEPTH) {
+                int kt = live * (cols - k0 < ITEM_DEPTH ? cols - k0 : ITEM_DEPTH);
+                // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
+                for (int j = 0; j < ITEM_ROWS; j++) {
+                    int base = (r0 + j < mRows ? r0 + j : mRows - 1) * cols + k0, o = j * ITEM_DEPTH;
+                    for (int kk = 0; kk < kt; kk++) {
+                        int i = base + kk;
+                        wt[o + kk] = m == 0 ? w.get(i).getFloat32() : m == 1 ? wk.get(i).getFloat32() : wv.get(i).getFloat32();
+                    }
+                }
+                // multiply: every chunk of ITEM_BATCH activation rows, staged in xs (rows past n repeat row n - 1; their sums are never stored),
+                // by the slice, ITEM_STEP rows of it at a time: 16 sums over the columns, added to acc [batch row][slice row]
+                for (int c0 = 0; c0 < live * n; c0 += ITEM_BATCH) {
+                    for (int bb = 0; bb < ITEM_BATCH; bb++) {
+                        int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
+                        for (int kk = 0; kk < kt; kk++) {
+                            xs[o + kk] = x.get(xo + kk);
+                        }
+                    }
+                    for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
+                        int s0 = j0 * ITEM_DEPTH;
+                        float a00 = 0f, a01 = 0f, a02 = 0f, a03 = 0f, a10 = 0f, a11 = 0f, a12 = 0f, a13 = 0f;
+                        float a20 = 0f, a21 = 0f, a22 = 0f, a23 = 0f, a30 = 0f, a31 = 0f, a32 = 0f, a33 = 0f;
+                        for (int kk = 0; kk < kt; kk++) {
+                            float w0 = wt[s0 + kk], w1 = wt[s0 + ITEM_DEPTH + kk], w2 = wt[s0 + 2 * ITEM_DEPTH + kk], w3 = wt[s0 + 3 * ITEM_DEPTH + kk];
+                            float u0 = xs[kk], u1 = xs[ITEM_DEPTH + kk], u2 = xs[2 * ITEM_DEPTH + kk], u3 = xs[3 * ITEM_DEPTH + kk];
+                            a00 += w0 * u0; a01 += w0 * u1; a02 += w0 * u2; a03 += w0 * u3;
+                            a10 += w1 * u0; a11 += w1 * u1; a12 += w1 * u2; a13 += w1 * u3;
+                            a20 += w2 * u0; a21 += w2 * u1; a22 += w2 * u2; a23 += w2 * u3;
+                            a30 += w3 * u0; a31 += w3 * u1; a32 += w3 * u2; a33 += w3 * u3;
+                        }
+                        int o = c0 * ITEM_ROWS + j0;
+                        acc[o] += a00; acc[o + 1] += a10; acc[o + 2] += a20; acc[o + 3] += a30;
+                        acc[o + ITEM_ROWS] += a01; acc[o + ITEM_ROWS + 1] += a11; acc[o + ITEM_ROWS + 2] += a21; acc[o + ITEM_ROWS + 3] += a31;
+                        acc[o + 2 * ITEM_ROWS] += a02; acc[o + 2 * ITEM_ROWS + 1] += a12; acc[o + 2 * ITEM_ROWS + 2] += a22; acc[o + 2 * ITEM_ROWS + 3] += a32;
+                        acc[o + 3 * ITEM_ROWS] += a03; acc[o + 3 * ITEM_ROWS + 1] += a13; acc[o + 3 * ITEM_ROWS + 2] += a23; acc[o + 3 * ITEM_ROWS + 3] += a33;
+                    }
+                }
+            }
+            for (int e = 0; e < live * n * ITEM_ROWS; e++) {
+                int b = e / ITEM_ROWS, r = r0 + e - b * ITEM_ROWS;
+                if (r < mRows) {
+                    float t = acc[e];
+                    if (m == 0) {
+                        q.set(b * qRows + r, t);
+                    } else if (m == 1) {
+                        k.set(b * kvRows + r, t);
+                    } else {
+                        v.set(b * kvRows + r, t);
+                    }
                 }
             }
         } else if (g < tq + 2 * tk) {
@@ -203,6 +323,66 @@ public final class FusedGemmKernels {
                     storeQkv(q, k, v, b, g, t, qRows, kvRows);
                 }
             }
+        } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
+            // item tiles (CPU devices): the group's first work-item alone, see the class comment
+            int iq = (qRows + ITEM_ROWS - 1) / ITEM_ROWS, ik = (kvRows + ITEM_ROWS - 1) / ITEM_ROWS;
+            int m = g < iq ? 0 : g < iq + ik ? 1 : 2, mRows = m == 0 ? qRows : kvRows;
+            int r0 = (m == 0 ? g : m == 1 ? g - iq : g - iq - ik) * ITEM_ROWS, live = lid == 0 && g < iq + 2 * ik ? 1 : 0;
+            for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
+                acc[e] = 0f;
+            }
+            for (int k0 = 0; k0 < cols; k0 += ITEM_DEPTH) {
+                int kt = live * (cols - k0 < ITEM_DEPTH ? cols - k0 : ITEM_DEPTH);
+                // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
+                for (int j = 0; j < ITEM_ROWS; j++) {
+                    int base = (r0 + j < mRows ? r0 + j : mRows - 1) * cols + k0, o = j * ITEM_DEPTH;
+                    for (int kk = 0; kk < kt; kk++) {
+                        int i = base + kk;
+                        wt[o + kk] = m == 0 ? KernelSupport.halfToFloat(w.get(i), pow2) : m == 1 ? KernelSupport.halfToFloat(wk.get(i), pow2) : KernelSupport.halfToFloat(wv.get(i), pow2);
+                    }
+                }
+                // multiply: every chunk of ITEM_BATCH activation rows, staged in xs (rows past n repeat row n - 1; their sums are never stored),
+                // by the slice, ITEM_STEP rows of it at a time: 16 sums over the columns, added to acc [batch row][slice row]
+                for (int c0 = 0; c0 < live * n; c0 += ITEM_BATCH) {
+                    for (int bb = 0; bb < ITEM_BATCH; bb++) {
+                        int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
+                        for (int kk = 0; kk < kt; kk++) {
+                            xs[o + kk] = x.get(xo + kk);
+                        }
+                    }
+                    for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
+                        int s0 = j0 * ITEM_DEPTH;
+                        float a00 = 0f, a01 = 0f, a02 = 0f, a03 = 0f, a10 = 0f, a11 = 0f, a12 = 0f, a13 = 0f;
+                        float a20 = 0f, a21 = 0f, a22 = 0f, a23 = 0f, a30 = 0f, a31 = 0f, a32 = 0f, a33 = 0f;
+                        for (int kk = 0; kk < kt; kk++) {
+                            float w0 = wt[s0 + kk], w1 = wt[s0 + ITEM_DEPTH + kk], w2 = wt[s0 + 2 * ITEM_DEPTH + kk], w3 = wt[s0 + 3 * ITEM_DEPTH + kk];
+                            float u0 = xs[kk], u1 = xs[ITEM_DEPTH + kk], u2 = xs[2 * ITEM_DEPTH + kk], u3 = xs[3 * ITEM_DEPTH + kk];
+                            a00 += w0 * u0; a01 += w0 * u1; a02 += w0 * u2; a03 += w0 * u3;
+                            a10 += w1 * u0; a11 += w1 * u1; a12 += w1 * u2; a13 += w1 * u3;
+                            a20 += w2 * u0; a21 += w2 * u1; a22 += w2 * u2; a23 += w2 * u3;
+                            a30 += w3 * u0; a31 += w3 * u1; a32 += w3 * u2; a33 += w3 * u3;
+                        }
+                        int o = c0 * ITEM_ROWS + j0;
+                        acc[o] += a00; acc[o + 1] += a10; acc[o + 2] += a20; acc[o + 3] += a30;
+                        acc[o + ITEM_ROWS] += a01; acc[o + ITEM_ROWS + 1] += a11; acc[o + ITEM_ROWS + 2] += a21; acc[o + ITEM_ROWS + 3] += a31;
+                        acc[o + 2 * ITEM_ROWS] += a02; acc[o + 2 * ITEM_ROWS + 1] += a12; acc[o + 2 * ITEM_ROWS + 2] += a22; acc[o + 2 * ITEM_ROWS + 3] += a32;
+                        acc[o + 3 * ITEM_ROWS] += a03; acc[o + 3 * ITEM_ROWS + 1] += a13; acc[o + 3 * ITEM_ROWS + 2] += a23; acc[o + 3 * ITEM_ROWS + 3] += a33;
+                    }
+                }
+            }
+            for (int e = 0; e < live * n * ITEM_ROWS; e++) {
+                int b = e / ITEM_ROWS, r = r0 + e - b * ITEM_ROWS;
+                if (r < mRows) {
+                    float t = acc[e];
+                    if (m == 0) {
+                        q.set(b * qRows + r, t);
+                    } else if (m == 1) {
+                        k.set(b * kvRows + r, t);
+                    } else {
+                        v.set(b * kvRows + r, t);
+                    }
+                }
+            }
         } else if (g < tq + 2 * tk) {
             int m = g < tq ? 0 : g < tq + tk ? 1 : 2;
             int row0 = (m == 0 ? g : m == 1 ? g - tq : g - tq - tk) * TILE_ROWS, mRows = m == 0 ? qRows : kvRows;
@@ -277,6 +457,71 @@ public final class FusedGemmKernels {
                 float t = KernelSupport.reduceSum(ctx, red, p);
                 if (lid == 0) {
                     storeQkv(q, k, v, b, g, t, qRows, kvRows);
+                }
+            }
+        } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
+            // item tiles (CPU devices): the group's first work-item alone, see the class comment
+            int iq = (qRows + ITEM_ROWS - 1) / ITEM_ROWS, ik = (kvRows + ITEM_ROWS - 1) / ITEM_ROWS;
+            int m = g < iq ? 0 : g < iq + ik ? 1 : 2, mRows = m == 0 ? qRows : kvRows;
+            int r0 = (m == 0 ? g : m == 1 ? g - iq : g - iq - ik) * ITEM_ROWS, live = lid == 0 && g < iq + 2 * ik ? 1 : 0;
+            for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
+                acc[e] = 0f;
+            }
+            for (int k0 = 0; k0 < cols; k0 += ITEM_DEPTH) {
+                int kt = live * (cols - k0 < ITEM_DEPTH ? cols - k0 : ITEM_DEPTH);
+                // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
+                for (int j = 0; j < ITEM_ROWS; j++) {
+                    int wb = ((r0 + j < mRows ? r0 + j : mRows - 1) * cols + k0) >> 2, o = j * ITEM_DEPTH;
+                    for (int kw = 0; kw < kt >> 2; kw++) {
+                        int word = m == 0 ? w.get(wb + kw) : m == 1 ? wk.get(wb + kw) : wv.get(wb + kw);
+                        float sc = m == 0 ? s.get((wb + kw) >> 3) : m == 1 ? sk.get((wb + kw) >> 3) : sv.get((wb + kw) >> 3);
+                        int p = o + (kw << 2);
+                        wt[p] = ((word << 24) >> 24) * sc;
+                        wt[p + 1] = ((word << 16) >> 24) * sc;
+                        wt[p + 2] = ((word << 8) >> 24) * sc;
+                        wt[p + 3] = (word >> 24) * sc;
+                    }
+                }
+                // multiply: every chunk of ITEM_BATCH activation rows, staged in xs (rows past n repeat row n - 1; their sums are never stored),
+                // by the slice, ITEM_STEP rows of it at a time: 16 sums over the columns, added to acc [batch row][slice row]
+                for (int c0 = 0; c0 < live * n; c0 += ITEM_BATCH) {
+                    for (int bb = 0; bb < ITEM_BATCH; bb++) {
+                        int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
+                        for (int kk = 0; kk < kt; kk++) {
+                            xs[o + kk] = x.get(xo + kk);
+                        }
+                    }
+                    for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
+                        int s0 = j0 * ITEM_DEPTH;
+                        float a00 = 0f, a01 = 0f, a02 = 0f, a03 = 0f, a10 = 0f, a11 = 0f, a12 = 0f, a13 = 0f;
+                        float a20 = 0f, a21 = 0f, a22 = 0f, a23 = 0f, a30 = 0f, a31 = 0f, a32 = 0f, a33 = 0f;
+                        for (int kk = 0; kk < kt; kk++) {
+                            float w0 = wt[s0 + kk], w1 = wt[s0 + ITEM_DEPTH + kk], w2 = wt[s0 + 2 * ITEM_DEPTH + kk], w3 = wt[s0 + 3 * ITEM_DEPTH + kk];
+                            float u0 = xs[kk], u1 = xs[ITEM_DEPTH + kk], u2 = xs[2 * ITEM_DEPTH + kk], u3 = xs[3 * ITEM_DEPTH + kk];
+                            a00 += w0 * u0; a01 += w0 * u1; a02 += w0 * u2; a03 += w0 * u3;
+                            a10 += w1 * u0; a11 += w1 * u1; a12 += w1 * u2; a13 += w1 * u3;
+                            a20 += w2 * u0; a21 += w2 * u1; a22 += w2 * u2; a23 += w2 * u3;
+                            a30 += w3 * u0; a31 += w3 * u1; a32 += w3 * u2; a33 += w3 * u3;
+                        }
+                        int o = c0 * ITEM_ROWS + j0;
+                        acc[o] += a00; acc[o + 1] += a10; acc[o + 2] += a20; acc[o + 3] += a30;
+                        acc[o + ITEM_ROWS] += a01; acc[o + ITEM_ROWS + 1] += a11; acc[o + ITEM_ROWS + 2] += a21; acc[o + ITEM_ROWS + 3] += a31;
+                        acc[o + 2 * ITEM_ROWS] += a02; acc[o + 2 * ITEM_ROWS + 1] += a12; acc[o + 2 * ITEM_ROWS + 2] += a22; acc[o + 2 * ITEM_ROWS + 3] += a32;
+                        acc[o + 3 * ITEM_ROWS] += a03; acc[o + 3 * ITEM_ROWS + 1] += a13; acc[o + 3 * ITEM_ROWS + 2] += a23; acc[o + 3 * ITEM_ROWS + 3] += a33;
+                    }
+                }
+            }
+            for (int e = 0; e < live * n * ITEM_ROWS; e++) {
+                int b = e / ITEM_ROWS, r = r0 + e - b * ITEM_ROWS;
+                if (r < mRows) {
+                    float t = acc[e];
+                    if (m == 0) {
+                        q.set(b * qRows + r, t);
+                    } else if (m == 1) {
+                        k.set(b * kvRows + r, t);
+                    } else {
+                        v.set(b * kvRows + r, t);
+                    }
                 }
             }
         } else if (g < tq + 2 * tk) {
@@ -355,6 +600,66 @@ public final class FusedGemmKernels {
                     storeQkv(q, k, v, b, g, t, qRows, kvRows);
                 }
             }
+        } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
+            // item tiles (CPU devices): the group's first work-item alone, see the class comment
+            int iq = (qRows + ITEM_ROWS - 1) / ITEM_ROWS, ik = (kvRows + ITEM_ROWS - 1) / ITEM_ROWS;
+            int m = g < iq ? 0 : g < iq + ik ? 1 : 2, mRows = m == 0 ? qRows : kvRows;
+            int r0 = (m == 0 ? g : m == 1 ? g - iq : g - iq - ik) * ITEM_ROWS, live = lid == 0 && g < iq + 2 * ik ? 1 : 0;
+            for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
+                acc[e] = 0f;
+            }
+            for (int k0 = 0; k0 < cols; k0 += ITEM_DEPTH) {
+                int kt = live * (cols - k0 < ITEM_DEPTH ? cols - k0 : ITEM_DEPTH);
+                // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
+                for (int j = 0; j < ITEM_ROWS; j++) {
+                    int base = (r0 + j < mRows ? r0 + j : mRows - 1) * cols + k0, o = j * ITEM_DEPTH;
+                    for (int kk = 0; kk < kt; kk++) {
+                        int i = base + kk;
+                        wt[o + kk] = m == 0 ? GemmKernels.q4(w, s, i) : m == 1 ? GemmKernels.q4(wk, sk, i) : GemmKernels.q4(wv, sv, i);
+                    }
+                }
+                // multiply: every chunk of ITEM_BATCH activation rows, staged in xs (rows past n repeat row n - 1; their sums are never stored),
+                // by the slice, ITEM_STEP rows of it at a time: 16 sums over the columns, added to acc [batch row][slice row]
+                for (int c0 = 0; c0 < live * n; c0 += ITEM_BATCH) {
+                    for (int bb = 0; bb < ITEM_BATCH; bb++) {
+                        int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
+                        for (int kk = 0; kk < kt; kk++) {
+                            xs[o + kk] = x.get(xo + kk);
+                        }
+                    }
+                    for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
+                        int s0 = j0 * ITEM_DEPTH;
+                        float a00 = 0f, a01 = 0f, a02 = 0f, a03 = 0f, a10 = 0f, a11 = 0f, a12 = 0f, a13 = 0f;
+                        float a20 = 0f, a21 = 0f, a22 = 0f, a23 = 0f, a30 = 0f, a31 = 0f, a32 = 0f, a33 = 0f;
+                        for (int kk = 0; kk < kt; kk++) {
+                            float w0 = wt[s0 + kk], w1 = wt[s0 + ITEM_DEPTH + kk], w2 = wt[s0 + 2 * ITEM_DEPTH + kk], w3 = wt[s0 + 3 * ITEM_DEPTH + kk];
+                            float u0 = xs[kk], u1 = xs[ITEM_DEPTH + kk], u2 = xs[2 * ITEM_DEPTH + kk], u3 = xs[3 * ITEM_DEPTH + kk];
+                            a00 += w0 * u0; a01 += w0 * u1; a02 += w0 * u2; a03 += w0 * u3;
+                            a10 += w1 * u0; a11 += w1 * u1; a12 += w1 * u2; a13 += w1 * u3;
+                            a20 += w2 * u0; a21 += w2 * u1; a22 += w2 * u2; a23 += w2 * u3;
+                            a30 += w3 * u0; a31 += w3 * u1; a32 += w3 * u2; a33 += w3 * u3;
+                        }
+                        int o = c0 * ITEM_ROWS + j0;
+                        acc[o] += a00; acc[o + 1] += a10; acc[o + 2] += a20; acc[o + 3] += a30;
+                        acc[o + ITEM_ROWS] += a01; acc[o + ITEM_ROWS + 1] += a11; acc[o + ITEM_ROWS + 2] += a21; acc[o + ITEM_ROWS + 3] += a31;
+                        acc[o + 2 * ITEM_ROWS] += a02; acc[o + 2 * ITEM_ROWS + 1] += a12; acc[o + 2 * ITEM_ROWS + 2] += a22; acc[o + 2 * ITEM_ROWS + 3] += a32;
+                        acc[o + 3 * ITEM_ROWS] += a03; acc[o + 3 * ITEM_ROWS + 1] += a13; acc[o + 3 * ITEM_ROWS + 2] += a23; acc[o + 3 * ITEM_ROWS + 3] += a33;
+                    }
+                }
+            }
+            for (int e = 0; e < live * n * ITEM_ROWS; e++) {
+                int b = e / ITEM_ROWS, r = r0 + e - b * ITEM_ROWS;
+                if (r < mRows) {
+                    float t = acc[e];
+                    if (m == 0) {
+                        q.set(b * qRows + r, t);
+                    } else if (m == 1) {
+                        k.set(b * kvRows + r, t);
+                    } else {
+                        v.set(b * kvRows + r, t);
+                    }
+                }
+            }
         } else if (g < tq + 2 * tk) {
             int m = g < tq ? 0 : g < tq + tk ? 1 : 2;
             int row0 = (m == 0 ? g : m == 1 ? g - tq : g - tq - tk) * TILE_ROWS, mRows = m == 0 ? qRows : kvRows;
@@ -423,6 +728,58 @@ public final class FusedGemmKernels {
                     h.set(b * rows + g, MatVecKernels.silu(a) * u);
                 }
             }
+        } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
+            // item tiles (CPU devices): the group's first work-item alone, see the class comment
+            int r0 = g * (ITEM_ROWS / 2), live = lid == 0 && r0 < rows ? 1 : 0;
+            for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
+                acc[e] = 0f;
+            }
+            for (int k0 = 0; k0 < cols; k0 += ITEM_DEPTH) {
+                int kt = live * (cols - k0 < ITEM_DEPTH ? cols - k0 : ITEM_DEPTH);
+                // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
+                for (int j = 0; j < ITEM_ROWS; j++) {
+                    int jj = j < ITEM_ROWS / 2 ? j : j - ITEM_ROWS / 2;
+                    int base = (r0 + jj < rows ? r0 + jj : rows - 1) * cols + k0, o = j * ITEM_DEPTH;
+                    for (int kk = 0; kk < kt; kk++) {
+                        int i = base + kk;
+                        wt[o + kk] = j < ITEM_ROWS / 2 ? w.get(i) : wu.get(i);
+                    }
+                }
+                // multiply: every chunk of ITEM_BATCH activation rows, staged in xs (rows past n repeat row n - 1; their sums are never stored),
+                // by the slice, ITEM_STEP rows of it at a time: 16 sums over the columns, added to acc [batch row][slice row]
+                for (int c0 = 0; c0 < live * n; c0 += ITEM_BATCH) {
+                    for (int bb = 0; bb < ITEM_BATCH; bb++) {
+                        int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
+                        for (int kk = 0; kk < kt; kk++) {
+                            xs[o + kk] = x.get(xo + kk);
+                        }
+                    }
+                    for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
+                        int s0 = j0 * ITEM_DEPTH;
+                        float a00 = 0f, a01 = 0f, a02 = 0f, a03 = 0f, a10 = 0f, a11 = 0f, a12 = 0f, a13 = 0f;
+                        float a20 = 0f, a21 = 0f, a22 = 0f, a23 = 0f, a30 = 0f, a31 = 0f, a32 = 0f, a33 = 0f;
+                        for (int kk = 0; kk < kt; kk++) {
+                            float w0 = wt[s0 + kk], w1 = wt[s0 + ITEM_DEPTH + kk], w2 = wt[s0 + 2 * ITEM_DEPTH + kk], w3 = wt[s0 + 3 * ITEM_DEPTH + kk];
+                            float u0 = xs[kk], u1 = xs[ITEM_DEPTH + kk], u2 = xs[2 * ITEM_DEPTH + kk], u3 = xs[3 * ITEM_DEPTH + kk];
+                            a00 += w0 * u0; a01 += w0 * u1; a02 += w0 * u2; a03 += w0 * u3;
+                            a10 += w1 * u0; a11 += w1 * u1; a12 += w1 * u2; a13 += w1 * u3;
+                            a20 += w2 * u0; a21 += w2 * u1; a22 += w2 * u2; a23 += w2 * u3;
+                            a30 += w3 * u0; a31 += w3 * u1; a32 += w3 * u2; a33 += w3 * u3;
+                        }
+                        int o = c0 * ITEM_ROWS + j0;
+                        acc[o] += a00; acc[o + 1] += a10; acc[o + 2] += a20; acc[o + 3] += a30;
+                        acc[o + ITEM_ROWS] += a01; acc[o + ITEM_ROWS + 1] += a11; acc[o + ITEM_ROWS + 2] += a21; acc[o + ITEM_ROWS + 3] += a31;
+                        acc[o + 2 * ITEM_ROWS] += a02; acc[o + 2 * ITEM_ROWS + 1] += a12; acc[o + 2 * ITEM_ROWS + 2] += a22; acc[o + 2 * ITEM_ROWS + 3] += a32;
+                        acc[o + 3 * ITEM_ROWS] += a03; acc[o + 3 * ITEM_ROWS + 1] += a13; acc[o + 3 * ITEM_ROWS + 2] += a23; acc[o + 3 * ITEM_ROWS + 3] += a33;
+                    }
+                }
+            }
+            for (int e = 0; e < live * n * (ITEM_ROWS / 2); e++) {
+                int b = e / (ITEM_ROWS / 2), jj = e - b * (ITEM_ROWS / 2), r = r0 + jj;
+                if (r < rows) {
+                    h.set(b * rows + r, MatVecKernels.silu(acc[b * ITEM_ROWS + jj]) * acc[b * ITEM_ROWS + jj + ITEM_ROWS / 2]);
+                }
+            }
         } else if (g * TILE_ROWS < rows) {
             int row0 = g * TILE_ROWS, mRows = rows;
             for (int c0 = 0; c0 < n; c0 += CHUNK) {
@@ -486,6 +843,58 @@ public final class FusedGemmKernels {
                 float u = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF16(wu, x, b * cols, g, cols, lid, wg) : 0f);
                 if (lid == 0 && g < rows) {
                     h.set(b * rows + g, MatVecKernels.silu(a) * u);
+                }
+            }
+        } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
+            // item tiles (CPU devices): the group's first work-item alone, see the class comment
+            int r0 = g * (ITEM_ROWS / 2), live = lid == 0 && r0 < rows ? 1 : 0;
+            for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
+                acc[e] = 0f;
+            }
+            for (int k0 = 0; k0 < cols; k0 += ITEM_DEPTH) {
+                int kt = live * (cols - k0 < ITEM_DEPTH ? cols - k0 : ITEM_DEPTH);
+                // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
+                for (int j = 0; j < ITEM_ROWS; j++) {
+                    int jj = j < ITEM_ROWS / 2 ? j : j - ITEM_ROWS / 2;
+                    int base = (r0 + jj < rows ? r0 + jj : rows - 1) * cols + k0, o = j * ITEM_DEPTH;
+                    for (int kk = 0; kk < kt; kk++) {
+                        int i = base + kk;
+                        wt[o + kk] = j < ITEM_ROWS / 2 ? w.get(i).getFloat32() : wu.get(i).getFloat32();
+                    }
+                }
+                // multiply: every chunk of ITEM_BATCH activation rows, staged in xs (rows past n repeat row n - 1; their sums are never stored),
+                // by the slice, ITEM_STEP rows of it at a time: 16 sums over the columns, added to acc [batch row][slice row]
+                for (int c0 = 0; c0 < live * n; c0 += ITEM_BATCH) {
+                    for (int bb = 0; bb < ITEM_BATCH; bb++) {
+                        int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
+                        for (int kk = 0; kk < kt; kk++) {
+                            xs[o + kk] = x.get(xo + kk);
+                        }
+                    }
+                    for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
+                        int s0 = j0 * ITEM_DEPTH;
+                        float a00 = 0f, a01 = 0f, a02 = 0f, a03 = 0f, a10 = 0f, a11 = 0f, a12 = 0f, a13 = 0f;
+                        float a20 = 0f, a21 = 0f, a22 = 0f, a23 = 0f, a30 = 0f, a31 = 0f, a32 = 0f, a33 = 0f;
+                        for (int kk = 0; kk < kt; kk++) {
+                            float w0 = wt[s0 + kk], w1 = wt[s0 + ITEM_DEPTH + kk], w2 = wt[s0 + 2 * ITEM_DEPTH + kk], w3 = wt[s0 + 3 * ITEM_DEPTH + kk];
+                            float u0 = xs[kk], u1 = xs[ITEM_DEPTH + kk], u2 = xs[2 * ITEM_DEPTH + kk], u3 = xs[3 * ITEM_DEPTH + kk];
+                            a00 += w0 * u0; a01 += w0 * u1; a02 += w0 * u2; a03 += w0 * u3;
+                            a10 += w1 * u0; a11 += w1 * u1; a12 += w1 * u2; a13 += w1 * u3;
+                            a20 += w2 * u0; a21 += w2 * u1; a22 += w2 * u2; a23 += w2 * u3;
+                            a30 += w3 * u0; a31 += w3 * u1; a32 += w3 * u2; a33 += w3 * u3;
+                        }
+                        int o = c0 * ITEM_ROWS + j0;
+                        acc[o] += a00; acc[o + 1] += a10; acc[o + 2] += a20; acc[o + 3] += a30;
+                        acc[o + ITEM_ROWS] += a01; acc[o + ITEM_ROWS + 1] += a11; acc[o + ITEM_ROWS + 2] += a21; acc[o + ITEM_ROWS + 3] += a31;
+                        acc[o + 2 * ITEM_ROWS] += a02; acc[o + 2 * ITEM_ROWS + 1] += a12; acc[o + 2 * ITEM_ROWS + 2] += a22; acc[o + 2 * ITEM_ROWS + 3] += a32;
+                        acc[o + 3 * ITEM_ROWS] += a03; acc[o + 3 * ITEM_ROWS + 1] += a13; acc[o + 3 * ITEM_ROWS + 2] += a23; acc[o + 3 * ITEM_ROWS + 3] += a33;
+                    }
+                }
+            }
+            for (int e = 0; e < live * n * (ITEM_ROWS / 2); e++) {
+                int b = e / (ITEM_ROWS / 2), jj = e - b * (ITEM_ROWS / 2), r = r0 + jj;
+                if (r < rows) {
+                    h.set(b * rows + r, MatVecKernels.silu(acc[b * ITEM_ROWS + jj]) * acc[b * ITEM_ROWS + jj + ITEM_ROWS / 2]);
                 }
             }
         } else if (g * TILE_ROWS < rows) {
@@ -553,6 +962,58 @@ public final class FusedGemmKernels {
                     h.set(b * rows + g, MatVecKernels.silu(a) * u);
                 }
             }
+        } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
+            // item tiles (CPU devices): the group's first work-item alone, see the class comment
+            int r0 = g * (ITEM_ROWS / 2), live = lid == 0 && r0 < rows ? 1 : 0;
+            for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
+                acc[e] = 0f;
+            }
+            for (int k0 = 0; k0 < cols; k0 += ITEM_DEPTH) {
+                int kt = live * (cols - k0 < ITEM_DEPTH ? cols - k0 : ITEM_DEPTH);
+                // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
+                for (int j = 0; j < ITEM_ROWS; j++) {
+                    int jj = j < ITEM_ROWS / 2 ? j : j - ITEM_ROWS / 2;
+                    int base = (r0 + jj < rows ? r0 + jj : rows - 1) * cols + k0, o = j * ITEM_DEPTH;
+                    for (int kk = 0; kk < kt; kk++) {
+                        int i = base + kk;
+                        wt[o + kk] = j < ITEM_ROWS / 2 ? KernelSupport.halfToFloat(w.get(i), pow2) : KernelSupport.halfToFloat(wu.get(i), pow2);
+                    }
+                }
+                // multiply: every chunk of ITEM_BATCH activation rows, staged in xs (rows past n repeat row n - 1; their sums are never stored),
+                // by the slice, ITEM_STEP rows of it at a time: 16 sums over the columns, added to acc [batch row][slice row]
+                for (int c0 = 0; c0 < live * n; c0 += ITEM_BATCH) {
+                    for (int bb = 0; bb < ITEM_BATCH; bb++) {
+                        int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
+                        for (int kk = 0; kk < kt; kk++) {
+                            xs[o + kk] = x.get(xo + kk);
+                        }
+                    }
+                    for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
+                        int s0 = j0 * ITEM_DEPTH;
+                        float a00 = 0f, a01 = 0f, a02 = 0f, a03 = 0f, a10 = 0f, a11 = 0f, a12 = 0f, a13 = 0f;
+                        float a20 = 0f, a21 = 0f, a22 = 0f, a23 = 0f, a30 = 0f, a31 = 0f, a32 = 0f, a33 = 0f;
+                        for (int kk = 0; kk < kt; kk++) {
+                            float w0 = wt[s0 + kk], w1 = wt[s0 + ITEM_DEPTH + kk], w2 = wt[s0 + 2 * ITEM_DEPTH + kk], w3 = wt[s0 + 3 * ITEM_DEPTH + kk];
+                            float u0 = xs[kk], u1 = xs[ITEM_DEPTH + kk], u2 = xs[2 * ITEM_DEPTH + kk], u3 = xs[3 * ITEM_DEPTH + kk];
+                            a00 += w0 * u0; a01 += w0 * u1; a02 += w0 * u2; a03 += w0 * u3;
+                            a10 += w1 * u0; a11 += w1 * u1; a12 += w1 * u2; a13 += w1 * u3;
+                            a20 += w2 * u0; a21 += w2 * u1; a22 += w2 * u2; a23 += w2 * u3;
+                            a30 += w3 * u0; a31 += w3 * u1; a32 += w3 * u2; a33 += w3 * u3;
+                        }
+                        int o = c0 * ITEM_ROWS + j0;
+                        acc[o] += a00; acc[o + 1] += a10; acc[o + 2] += a20; acc[o + 3] += a30;
+                        acc[o + ITEM_ROWS] += a01; acc[o + ITEM_ROWS + 1] += a11; acc[o + ITEM_ROWS + 2] += a21; acc[o + ITEM_ROWS + 3] += a31;
+                        acc[o + 2 * ITEM_ROWS] += a02; acc[o + 2 * ITEM_ROWS + 1] += a12; acc[o + 2 * ITEM_ROWS + 2] += a22; acc[o + 2 * ITEM_ROWS + 3] += a32;
+                        acc[o + 3 * ITEM_ROWS] += a03; acc[o + 3 * ITEM_ROWS + 1] += a13; acc[o + 3 * ITEM_ROWS + 2] += a23; acc[o + 3 * ITEM_ROWS + 3] += a33;
+                    }
+                }
+            }
+            for (int e = 0; e < live * n * (ITEM_ROWS / 2); e++) {
+                int b = e / (ITEM_ROWS / 2), jj = e - b * (ITEM_ROWS / 2), r = r0 + jj;
+                if (r < rows) {
+                    h.set(b * rows + r, MatVecKernels.silu(acc[b * ITEM_ROWS + jj]) * acc[b * ITEM_ROWS + jj + ITEM_ROWS / 2]);
+                }
+            }
         } else if (g * TILE_ROWS < rows) {
             int row0 = g * TILE_ROWS, mRows = rows;
             for (int c0 = 0; c0 < n; c0 += CHUNK) {
@@ -618,6 +1079,63 @@ public final class FusedGemmKernels {
                     h.set(b * rows + g, MatVecKernels.silu(a) * u);
                 }
             }
+        } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
+            // item tiles (CPU devices): the group's first work-item alone, see the class comment
+            int r0 = g * (ITEM_ROWS / 2), live = lid == 0 && r0 < rows ? 1 : 0;
+            for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
+                acc[e] = 0f;
+            }
+            for (int k0 = 0; k0 < cols; k0 += ITEM_DEPTH) {
+                int kt = live * (cols - k0 < ITEM_DEPTH ? cols - k0 : ITEM_DEPTH);
+                // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
+                for (int j = 0; j < ITEM_ROWS; j++) {
+                    int jj = j < ITEM_ROWS / 2 ? j : j - ITEM_ROWS / 2;
+                    int wb = ((r0 + jj < rows ? r0 + jj : rows - 1) * cols + k0) >> 2, o = j * ITEM_DEPTH;
+                    for (int kw = 0; kw < kt >> 2; kw++) {
+                        int word = j < ITEM_ROWS / 2 ? w.get(wb + kw) : wu.get(wb + kw);
+                        float sc = j < ITEM_ROWS / 2 ? s.get((wb + kw) >> 3) : su.get((wb + kw) >> 3);
+                        int p = o + (kw << 2);
+                        wt[p] = ((word << 24) >> 24) * sc;
+                        wt[p + 1] = ((word << 16) >> 24) * sc;
+                        wt[p + 2] = ((word << 8) >> 24) * sc;
+                        wt[p + 3] = (word >> 24) * sc;
+                    }
+                }
+                // multiply: every chunk of ITEM_BATCH activation rows, staged in xs (rows past n repeat row n - 1; their sums are never stored),
+                // by the slice, ITEM_STEP rows of it at a time: 16 sums over the columns, added to acc [batch row][slice row]
+                for (int c0 = 0; c0 < live * n; c0 += ITEM_BATCH) {
+                    for (int bb = 0; bb < ITEM_BATCH; bb++) {
+                        int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
+                        for (int kk = 0; kk < kt; kk++) {
+                            xs[o + kk] = x.get(xo + kk);
+                        }
+                    }
+                    for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
+                        int s0 = j0 * ITEM_DEPTH;
+                        float a00 = 0f, a01 = 0f, a02 = 0f, a03 = 0f, a10 = 0f, a11 = 0f, a12 = 0f, a13 = 0f;
+                        float a20 = 0f, a21 = 0f, a22 = 0f, a23 = 0f, a30 = 0f, a31 = 0f, a32 = 0f, a33 = 0f;
+                        for (int kk = 0; kk < kt; kk++) {
+                            float w0 = wt[s0 + kk], w1 = wt[s0 + ITEM_DEPTH + kk], w2 = wt[s0 + 2 * ITEM_DEPTH + kk], w3 = wt[s0 + 3 * ITEM_DEPTH + kk];
+                            float u0 = xs[kk], u1 = xs[ITEM_DEPTH + kk], u2 = xs[2 * ITEM_DEPTH + kk], u3 = xs[3 * ITEM_DEPTH + kk];
+                            a00 += w0 * u0; a01 += w0 * u1; a02 += w0 * u2; a03 += w0 * u3;
+                            a10 += w1 * u0; a11 += w1 * u1; a12 += w1 * u2; a13 += w1 * u3;
+                            a20 += w2 * u0; a21 += w2 * u1; a22 += w2 * u2; a23 += w2 * u3;
+                            a30 += w3 * u0; a31 += w3 * u1; a32 += w3 * u2; a33 += w3 * u3;
+                        }
+                        int o = c0 * ITEM_ROWS + j0;
+                        acc[o] += a00; acc[o + 1] += a10; acc[o + 2] += a20; acc[o + 3] += a30;
+                        acc[o + ITEM_ROWS] += a01; acc[o + ITEM_ROWS + 1] += a11; acc[o + ITEM_ROWS + 2] += a21; acc[o + ITEM_ROWS + 3] += a31;
+                        acc[o + 2 * ITEM_ROWS] += a02; acc[o + 2 * ITEM_ROWS + 1] += a12; acc[o + 2 * ITEM_ROWS + 2] += a22; acc[o + 2 * ITEM_ROWS + 3] += a32;
+                        acc[o + 3 * ITEM_ROWS] += a03; acc[o + 3 * ITEM_ROWS + 1] += a13; acc[o + 3 * ITEM_ROWS + 2] += a23; acc[o + 3 * ITEM_ROWS + 3] += a33;
+                    }
+                }
+            }
+            for (int e = 0; e < live * n * (ITEM_ROWS / 2); e++) {
+                int b = e / (ITEM_ROWS / 2), jj = e - b * (ITEM_ROWS / 2), r = r0 + jj;
+                if (r < rows) {
+                    h.set(b * rows + r, MatVecKernels.silu(acc[b * ITEM_ROWS + jj]) * acc[b * ITEM_ROWS + jj + ITEM_ROWS / 2]);
+                }
+            }
         } else if (g * TILE_ROWS < rows) {
             int row0 = g * TILE_ROWS, mRows = rows;
             for (int c0 = 0; c0 < n; c0 += CHUNK) {
@@ -681,6 +1199,58 @@ public final class FusedGemmKernels {
                 float u = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialQ4(wu, su, x, b * cols, g, cols, lid, wg) : 0f);
                 if (lid == 0 && g < rows) {
                     h.set(b * rows + g, MatVecKernels.silu(a) * u);
+                }
+            }
+        } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
+            // item tiles (CPU devices): the group's first work-item alone, see the class comment
+            int r0 = g * (ITEM_ROWS / 2), live = lid == 0 && r0 < rows ? 1 : 0;
+            for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
+                acc[e] = 0f;
+            }
+            for (int k0 = 0; k0 < cols; k0 += ITEM_DEPTH) {
+                int kt = live * (cols - k0 < ITEM_DEPTH ? cols - k0 : ITEM_DEPTH);
+                // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
+                for (int j = 0; j < ITEM_ROWS; j++) {
+                    int jj = j < ITEM_ROWS / 2 ? j : j - ITEM_ROWS / 2;
+                    int base = (r0 + jj < rows ? r0 + jj : rows - 1) * cols + k0, o = j * ITEM_DEPTH;
+                    for (int kk = 0; kk < kt; kk++) {
+                        int i = base + kk;
+                        wt[o + kk] = j < ITEM_ROWS / 2 ? GemmKernels.q4(w, s, i) : GemmKernels.q4(wu, su, i);
+                    }
+                }
+                // multiply: every chunk of ITEM_BATCH activation rows, staged in xs (rows past n repeat row n - 1; their sums are never stored),
+                // by the slice, ITEM_STEP rows of it at a time: 16 sums over the columns, added to acc [batch row][slice row]
+                for (int c0 = 0; c0 < live * n; c0 += ITEM_BATCH) {
+                    for (int bb = 0; bb < ITEM_BATCH; bb++) {
+                        int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
+                        for (int kk = 0; kk < kt; kk++) {
+                            xs[o + kk] = x.get(xo + kk);
+                        }
+                    }
+                    for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
+                        int s0 = j0 * ITEM_DEPTH;
+                        float a00 = 0f, a01 = 0f, a02 = 0f, a03 = 0f, a10 = 0f, a11 = 0f, a12 = 0f, a13 = 0f;
+                        float a20 = 0f, a21 = 0f, a22 = 0f, a23 = 0f, a30 = 0f, a31 = 0f, a32 = 0f, a33 = 0f;
+                        for (int kk = 0; kk < kt; kk++) {
+                            float w0 = wt[s0 + kk], w1 = wt[s0 + ITEM_DEPTH + kk], w2 = wt[s0 + 2 * ITEM_DEPTH + kk], w3 = wt[s0 + 3 * ITEM_DEPTH + kk];
+                            float u0 = xs[kk], u1 = xs[ITEM_DEPTH + kk], u2 = xs[2 * ITEM_DEPTH + kk], u3 = xs[3 * ITEM_DEPTH + kk];
+                            a00 += w0 * u0; a01 += w0 * u1; a02 += w0 * u2; a03 += w0 * u3;
+                            a10 += w1 * u0; a11 += w1 * u1; a12 += w1 * u2; a13 += w1 * u3;
+                            a20 += w2 * u0; a21 += w2 * u1; a22 += w2 * u2; a23 += w2 * u3;
+                            a30 += w3 * u0; a31 += w3 * u1; a32 += w3 * u2; a33 += w3 * u3;
+                        }
+                        int o = c0 * ITEM_ROWS + j0;
+                        acc[o] += a00; acc[o + 1] += a10; acc[o + 2] += a20; acc[o + 3] += a30;
+                        acc[o + ITEM_ROWS] += a01; acc[o + ITEM_ROWS + 1] += a11; acc[o + ITEM_ROWS + 2] += a21; acc[o + ITEM_ROWS + 3] += a31;
+                        acc[o + 2 * ITEM_ROWS] += a02; acc[o + 2 * ITEM_ROWS + 1] += a12; acc[o + 2 * ITEM_ROWS + 2] += a22; acc[o + 2 * ITEM_ROWS + 3] += a32;
+                        acc[o + 3 * ITEM_ROWS] += a03; acc[o + 3 * ITEM_ROWS + 1] += a13; acc[o + 3 * ITEM_ROWS + 2] += a23; acc[o + 3 * ITEM_ROWS + 3] += a33;
+                    }
+                }
+            }
+            for (int e = 0; e < live * n * (ITEM_ROWS / 2); e++) {
+                int b = e / (ITEM_ROWS / 2), jj = e - b * (ITEM_ROWS / 2), r = r0 + jj;
+                if (r < rows) {
+                    h.set(b * rows + r, MatVecKernels.silu(acc[b * ITEM_ROWS + jj]) * acc[b * ITEM_ROWS + jj + ITEM_ROWS / 2]);
                 }
             }
         } else if (g * TILE_ROWS < rows) {

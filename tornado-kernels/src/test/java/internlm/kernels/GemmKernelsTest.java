@@ -18,12 +18,19 @@ import static org.junit.jupiter.api.Assertions.*;
 class GemmKernelsTest {
 
     static IntArray meta(int rows, int mode) {
+        return meta(rows, mode, BatchLayout.TILES_GROUPS);
+    }
+
+    static IntArray meta(int rows, int mode, int tiles) {
         IntArray m = new IntArray(BatchLayout.SIZE);
         m.set(BatchLayout.ROWS, rows);
         m.set(BatchLayout.OUT_ROWS, rows);
         m.set(BatchLayout.MODE, mode);
+        m.set(BatchLayout.TILES, tiles);
         return m;
     }
+
+    static final int[] TILE_VARIANTS = {BatchLayout.TILES_GROUPS, BatchLayout.TILES_ITEMS};
 
     static void gemm(Matrix m, FloatArray x, FloatArray y, IntArray meta, int local, boolean residual) {
         int res = residual ? 1 : 0, rows = m.rows(), cols = m.cols();
@@ -50,31 +57,34 @@ class GemmKernelsTest {
 
     @ParameterizedTest
     @CsvSource({"F32,37,75,3,64", "F32,70,130,40,64", "F16,13,96,5,128", "F16_BITS,37,75,2,64", "F16_BITS,9,130,33,64",
-            "Q8_0,67,96,3,64", "Q8_0,11,160,35,128", "Q4_0,37,96,4,64", "Q4_0,7,224,17,64", "Q8_0,5,64,1,64"})
+            "Q8_0,67,96,3,64", "Q8_0,11,160,35,128", "Q4_0,37,96,4,64", "Q4_0,7,224,17,64", "Q8_0,5,64,1,64",
+            "Q8_0,21,288,13,64", "F16_BITS,9,300,9,64", "Q4_0,19,352,10,64", "F16,6,260,64,64"})
     void batchedProductsMatchTheReferenceRowByRowAndAreBatchInvariant(Type type, int rows, int cols, int n, int local) {
         SplittableRandom r = new SplittableRandom(rows * 1000L + cols + n);
         Matrix m = matrix(type, rows, cols, r);
         float[] x = randomFloats(r, n * cols, 1);
         float[] y0 = randomFloats(r, n * rows, 1);
-        for (boolean residual : new boolean[] {false, true}) {
-            FloatArray y = fa(y0);
-            gemm(m, fa(x), y, meta(n, BatchLayout.MODE_INVARIANT), local, residual);
-            float[] got = floats(y);
-            for (int b = 0; b < n; b++) {
-                float[] expect = References.matvec(m.values(), row(x, b, cols), rows, cols);
-                if (residual) {
-                    for (int i = 0; i < rows; i++) {
-                        expect[i] += y0[b * rows + i];
+        for (int tiles : TILE_VARIANTS) {
+            for (boolean residual : new boolean[] {false, true}) {
+                FloatArray y = fa(y0);
+                gemm(m, fa(x), y, meta(n, BatchLayout.MODE_INVARIANT, tiles), local, residual);
+                float[] got = floats(y);
+                for (int b = 0; b < n; b++) {
+                    float[] expect = References.matvec(m.values(), row(x, b, cols), rows, cols);
+                    if (residual) {
+                        for (int i = 0; i < rows; i++) {
+                            expect[i] += y0[b * rows + i];
+                        }
                     }
+                    close(expect, got, b * rows, type + " tiles=" + tiles + " residual=" + residual + " batch row " + b);
                 }
-                close(expect, got, b * rows, type + " residual=" + residual + " batch row " + b);
-            }
-            // each row alone (one-row batches in invariant mode) gives the very same floats
-            for (int b : new int[] {0, n - 1}) {
-                FloatArray y1 = fa(row(y0, b, rows));
-                gemm(m, fa(row(x, b, cols)), y1, meta(1, BatchLayout.MODE_INVARIANT), local, residual);
-                for (int i = 0; i < rows; i++) {
-                    assertEquals(got[b * rows + i], y1.get(i), 0f, "batch invariance, row " + b + " output " + i);
+                // each row alone (one-row batches in invariant mode) gives the very same floats
+                for (int b : new int[] {0, n - 1}) {
+                    FloatArray y1 = fa(row(y0, b, rows));
+                    gemm(m, fa(row(x, b, cols)), y1, meta(1, BatchLayout.MODE_INVARIANT, tiles), local, residual);
+                    for (int i = 0; i < rows; i++) {
+                        assertEquals(got[b * rows + i], y1.get(i), 0f, "batch invariance, tiles=" + tiles + ", row " + b + " output " + i);
+                    }
                 }
             }
         }
@@ -96,42 +106,45 @@ class GemmKernelsTest {
     }
 
     @ParameterizedTest
-    @CsvSource({"F32,64,3,64", "F16,64,2,64", "F16_BITS,96,33,64", "Q8_0,64,5,128", "Q4_0,96,18,64", "Q8_0,64,1,64"})
+    @CsvSource({"F32,64,3,64", "F16,64,2,64", "F16_BITS,96,33,64", "Q8_0,64,5,128", "Q4_0,96,18,64", "Q8_0,64,1,64", "F32,160,12,64",
+            "Q8_0,288,21,64"})
     void batchedQkvAndSwiglu(Type type, int cols, int n, int local) {
         SplittableRandom r = new SplittableRandom(cols * 7L + n);
         int qRows = 80, kvRows = 17, mode = n % 2 == 1 ? 0 : BatchLayout.MODE_INVARIANT;
         Matrix wq = matrix(type, qRows, cols, r), wk = matrix(type, kvRows, cols, r), wv = matrix(type, kvRows, cols, r);
         float[] x = randomFloats(r, n * cols, 1);
-        FloatArray xa = fa(x), q = new FloatArray(n * qRows), k = new FloatArray(n * kvRows), v = new FloatArray(n * kvRows);
-        IntArray meta = meta(n, mode);
-        WorkGroupEmulator.run((qRows + 2 * kvRows) * local, local, ctx -> {
-            switch (type) {
-                case F32 -> FusedGemmKernels.qkvF32(ctx, (FloatArray) wq.a(), (FloatArray) wk.a(), (FloatArray) wv.a(), xa, q, k, v, meta, qRows, kvRows, cols);
-                case F16 -> FusedGemmKernels.qkvF16(ctx, (HalfFloatArray) wq.a(), (HalfFloatArray) wk.a(), (HalfFloatArray) wv.a(), xa, q, k, v, meta, qRows, kvRows, cols);
-                case F16_BITS -> FusedGemmKernels.qkvF16Bits(ctx, (ShortArray) wq.a(), (ShortArray) wk.a(), (ShortArray) wv.a(), (FloatArray) wq.b(), xa, q, k, v, meta, qRows, kvRows, cols);
-                case Q8_0 -> FusedGemmKernels.qkvQ8(ctx, (IntArray) wq.a(), (FloatArray) wq.b(), (IntArray) wk.a(), (FloatArray) wk.b(), (IntArray) wv.a(), (FloatArray) wv.b(), xa, q, k, v, meta, qRows, kvRows, cols);
-                case Q4_0 -> FusedGemmKernels.qkvQ4(ctx, (IntArray) wq.a(), (FloatArray) wq.b(), (IntArray) wk.a(), (FloatArray) wk.b(), (IntArray) wv.a(), (FloatArray) wv.b(), xa, q, k, v, meta, qRows, kvRows, cols);
-            }
-        });
+        FloatArray xa = fa(x);
         int ffn = 70;
         Matrix wg = matrix(type, ffn, cols, r), wu = matrix(type, ffn, cols, r);
-        FloatArray h = new FloatArray(n * ffn);
-        WorkGroupEmulator.run(ffn * local, local, ctx -> {
-            switch (type) {
-                case F32 -> FusedGemmKernels.swigluF32(ctx, (FloatArray) wg.a(), (FloatArray) wu.a(), xa, h, meta, ffn, cols);
-                case F16 -> FusedGemmKernels.swigluF16(ctx, (HalfFloatArray) wg.a(), (HalfFloatArray) wu.a(), xa, h, meta, ffn, cols);
-                case F16_BITS -> FusedGemmKernels.swigluF16Bits(ctx, (ShortArray) wg.a(), (ShortArray) wu.a(), (FloatArray) wg.b(), xa, h, meta, ffn, cols);
-                case Q8_0 -> FusedGemmKernels.swigluQ8(ctx, (IntArray) wg.a(), (FloatArray) wg.b(), (IntArray) wu.a(), (FloatArray) wu.b(), xa, h, meta, ffn, cols);
-                case Q4_0 -> FusedGemmKernels.swigluQ4(ctx, (IntArray) wg.a(), (FloatArray) wg.b(), (IntArray) wu.a(), (FloatArray) wu.b(), xa, h, meta, ffn, cols);
+        for (int tiles : TILE_VARIANTS) {
+            IntArray meta = meta(n, mode, tiles);
+            FloatArray q = new FloatArray(n * qRows), k = new FloatArray(n * kvRows), v = new FloatArray(n * kvRows), h = new FloatArray(n * ffn);
+            WorkGroupEmulator.run((qRows + 2 * kvRows) * local, local, ctx -> {
+                switch (type) {
+                    case F32 -> FusedGemmKernels.qkvF32(ctx, (FloatArray) wq.a(), (FloatArray) wk.a(), (FloatArray) wv.a(), xa, q, k, v, meta, qRows, kvRows, cols);
+                    case F16 -> FusedGemmKernels.qkvF16(ctx, (HalfFloatArray) wq.a(), (HalfFloatArray) wk.a(), (HalfFloatArray) wv.a(), xa, q, k, v, meta, qRows, kvRows, cols);
+                    case F16_BITS -> FusedGemmKernels.qkvF16Bits(ctx, (ShortArray) wq.a(), (ShortArray) wk.a(), (ShortArray) wv.a(), (FloatArray) wq.b(), xa, q, k, v, meta, qRows, kvRows, cols);
+                    case Q8_0 -> FusedGemmKernels.qkvQ8(ctx, (IntArray) wq.a(), (FloatArray) wq.b(), (IntArray) wk.a(), (FloatArray) wk.b(), (IntArray) wv.a(), (FloatArray) wv.b(), xa, q, k, v, meta, qRows, kvRows, cols);
+                    case Q4_0 -> FusedGemmKernels.qkvQ4(ctx, (IntArray) wq.a(), (FloatArray) wq.b(), (IntArray) wk.a(), (FloatArray) wk.b(), (IntArray) wv.a(), (FloatArray) wv.b(), xa, q, k, v, meta, qRows, kvRows, cols);
+                }
+            });
+            WorkGroupEmulator.run(ffn * local, local, ctx -> {
+                switch (type) {
+                    case F32 -> FusedGemmKernels.swigluF32(ctx, (FloatArray) wg.a(), (FloatArray) wu.a(), xa, h, meta, ffn, cols);
+                    case F16 -> FusedGemmKernels.swigluF16(ctx, (HalfFloatArray) wg.a(), (HalfFloatArray) wu.a(), xa, h, meta, ffn, cols);
+                    case F16_BITS -> FusedGemmKernels.swigluF16Bits(ctx, (ShortArray) wg.a(), (ShortArray) wu.a(), (FloatArray) wg.b(), xa, h, meta, ffn, cols);
+                    case Q8_0 -> FusedGemmKernels.swigluQ8(ctx, (IntArray) wg.a(), (FloatArray) wg.b(), (IntArray) wu.a(), (FloatArray) wu.b(), xa, h, meta, ffn, cols);
+                    case Q4_0 -> FusedGemmKernels.swigluQ4(ctx, (IntArray) wg.a(), (FloatArray) wg.b(), (IntArray) wu.a(), (FloatArray) wu.b(), xa, h, meta, ffn, cols);
+                }
+            });
+            float[] qs = floats(q), ks = floats(k), vs = floats(v), hs = floats(h);
+            for (int b = 0; b < n; b++) {
+                float[] xb = row(x, b, cols);
+                close(References.matvec(wq.values(), xb, qRows, cols), qs, b * qRows, "tiles=" + tiles + " q row " + b);
+                close(References.matvec(wk.values(), xb, kvRows, cols), ks, b * kvRows, "tiles=" + tiles + " k row " + b);
+                close(References.matvec(wv.values(), xb, kvRows, cols), vs, b * kvRows, "tiles=" + tiles + " v row " + b);
+                close(References.swiglu(wg.values(), wu.values(), xb, ffn, cols), hs, b * ffn, "tiles=" + tiles + " swiglu row " + b);
             }
-        });
-        float[] qs = floats(q), ks = floats(k), vs = floats(v), hs = floats(h);
-        for (int b = 0; b < n; b++) {
-            float[] xb = row(x, b, cols);
-            close(References.matvec(wq.values(), xb, qRows, cols), qs, b * qRows, "q row " + b);
-            close(References.matvec(wk.values(), xb, kvRows, cols), ks, b * kvRows, "k row " + b);
-            close(References.matvec(wv.values(), xb, kvRows, cols), vs, b * kvRows, "v row " + b);
-            close(References.swiglu(wg.values(), wu.values(), xb, ffn, cols), hs, b * ffn, "swiglu row " + b);
         }
     }
 }

@@ -14,6 +14,7 @@ import uk.ac.manchester.tornado.api.TornadoExecutionPlan;
 import uk.ac.manchester.tornado.api.TornadoExecutionResult;
 import uk.ac.manchester.tornado.api.common.TornadoDevice;
 import uk.ac.manchester.tornado.api.enums.ProfilerMode;
+import uk.ac.manchester.tornado.api.enums.TornadoDeviceType;
 
 /**
  * The GPU backend: runs batches of rows — prompt chunks and decode tokens of several sequences mixed — through the
@@ -43,6 +44,8 @@ public final class TornadoBackend implements Backend {
     private final GraphBuilder.Graphs graphs;
     private final TornadoExecutionPlan plan;
     private final String deviceName;
+    /** The tiled products' variant, BatchLayout.TILES_*. */
+    private final int tiles;
     private final boolean invariant = Boolean.getBoolean("internlm.tornado.batchInvariant");
     private final TornadoSequence[] slots;
     private final float[] ropeScratch;
@@ -77,6 +80,8 @@ public final class TornadoBackend implements Backend {
         this.slots = new TornadoSequence[settings.sequences()];
         this.ropeScratch = new float[shape.rows() * c.headDim()];
         this.graphs = new GraphBuilder(model, shape, localSize(deviceName), Boolean.getBoolean("internlm.tornado.nativeHalf"), progress).build();
+        this.tiles = tiles(probe.getDeviceType());
+        graphs.meta.set(BatchLayout.TILES, tiles);
         TornadoExecutionPlan p = new TornadoExecutionPlan(graphs.graphs.toArray(new uk.ac.manchester.tornado.api.ImmutableTaskGraph[0]));
         if (device != null) {
             p.withDevice(device);
@@ -95,6 +100,20 @@ public final class TornadoBackend implements Backend {
         run(new int[] {Math.max(0, model.vocab().bos())}, new int[] {0}, new int[] {0}, new double[] {c.ropeTheta()}, 1, 1);
         progress.update("copying the weights to the device", 1, 1);
         profile.clear();
+    }
+
+    /**
+     * The tiled products' variant for the device (see GemmKernels): item tiles on CPU devices, work-group tiles
+     * elsewhere; -Dinternlm.tornado.tiles=items|groups overrides.
+     */
+    static int tiles(TornadoDeviceType type) {
+        String forced = System.getProperty("internlm.tornado.tiles", "");
+        return switch (forced) {
+            case "items" -> BatchLayout.TILES_ITEMS;
+            case "groups" -> BatchLayout.TILES_GROUPS;
+            case "" -> type == TornadoDeviceType.CPU ? BatchLayout.TILES_ITEMS : BatchLayout.TILES_GROUPS;
+            default -> throw new IllegalArgumentException("internlm.tornado.tiles must be items or groups, got '" + forced + "'");
+        };
     }
 
     /** Work-items per output row of a one-row product (-Dinternlm.tornado.local overrides). */
@@ -136,7 +155,8 @@ public final class TornadoBackend implements Backend {
     @Override
     public String description() {
         return "TornadoVM on " + deviceName + " (" + slots.length + " sequence slot(s) of " + settings.context() + " tokens, KV cache "
-                + (settings.kvCacheF16() ? "F16" : "F32") + ", batches of up to " + shape.rows() + " rows)";
+                + (settings.kvCacheF16() ? "F16" : "F32") + ", batches of up to " + shape.rows() + " rows, "
+                + (tiles == BatchLayout.TILES_ITEMS ? "item" : "work-group") + " tiles)";
     }
 
     // ------------------------------------------------------------------ sizes
