@@ -7,14 +7,15 @@ import java.nio.file.Path;
 /**
  * Writes a synthetic InternLM2.5-shaped GGUF (seeded random weights) for speed runs where no model files can be copied:
  * run with the project's jar on the class path, in the JDK's source-file mode (the runtime needs jdk.compiler):
- * {@code java -cp internlm-cli.jar SynthModel.java SHAPE TYPE OUT} with SHAPE 1.8b, 7b, d1024 (1024-dim, 8 layers: PoCL measurements) or tiny (PoCL trial runs) and
+ * {@code java -cp internlm-cli.jar SynthModel.java SHAPE TYPE OUT} with SHAPE 1.8b, 7b, d1024 (1024-dim, 8 layers: PoCL measurements), tiny
+ * (PoCL trial runs) or d64-l24 (24 layers of 64 dimensions: launch overhead per token, kernels negligible) and
  * TYPE f16, q8_0, q4_0 or f32. The vocabulary is padded to the real models' 92544 tokens (tiny: 1024), so the LM head
  * and embedding have their real sizes.
  */
 public class SynthModel {
     public static void main(String[] args) throws Exception {
         if (args.length != 3) {
-            System.err.println("usage: SynthModel 1.8b|7b|d1024|tiny f16|q8_0|q4_0|f32 OUT.gguf");
+            System.err.println("usage: SynthModel 1.8b|7b|d1024|tiny|d64-l24 f16|q8_0|q4_0|f32 OUT.gguf");
             System.exit(2);
         }
         GgmlType type = switch (args[1]) {
@@ -31,7 +32,9 @@ public class SynthModel {
             case "7b" -> { spec = new Spec("internlm2", 4096, 32, 32, 8, 0, 14336, 32768, 5e7, 1e-5f, type, false, 1); vocab = 92544; }
             case "d1024" -> { spec = new Spec("internlm2", 1024, 8, 16, 8, 0, 4096, 32768, 1e6, 1e-5f, type, false, 1); vocab = 92544; }
             case "tiny" -> { spec = new Spec("internlm2", 256, 4, 4, 2, 0, 704, 4096, 1e6, 1e-5f, type, false, 1); vocab = 1024; }
-            default -> throw new IllegalArgumentException("shape must be 1.8b, 7b, d1024 or tiny");
+            // the 1.8B model's 24 layers with negligible kernels: decode time is the host's launch overhead
+            case "d64-l24" -> { spec = new Spec("internlm2", 64, 24, 4, 2, 0, 128, 4096, 1e6, 1e-5f, type, false, 1); vocab = 1024; }
+            default -> throw new IllegalArgumentException("shape must be 1.8b, 7b, d1024, tiny or d64-l24");
         }
         SyntheticGguf g = new SyntheticGguf(spec);
         for (int i = SyntheticGguf.vocabulary().length; i < vocab; i++) {

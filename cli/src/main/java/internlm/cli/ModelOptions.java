@@ -51,6 +51,14 @@ final class ModelOptions {
     @Option(names = "--profile", description = "TornadoVM backend: time the kernels and print where the time goes at the end.")
     boolean profile;
 
+    @Option(names = "--no-cuda-graphs", description = "TornadoVM backend on PTX: launch the kernels one by one instead of replaying CUDA graphs "
+            + "(used by default when the TornadoVM runtime has them; same as -Dinternlm.tornado.cudaGraphs=false).")
+    void noCudaGraphs(boolean off) {
+        if (off) {
+            System.setProperty("internlm.tornado.cudaGraphs", "false");
+        }
+    }
+
     Engine load() {
         return load(1);
     }

@@ -9,9 +9,10 @@ import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
 
 /**
  * The non-product kernels of a decoder layer for a batch of rows (see {@link BatchLayout} for meta and the buffer
- * layouts): embedding, RMSNorm, bias, activation rounding, RoPE with the KV-cache write, attention, gathering the
- * output rows and greedy argmax. Each row is computed exactly as the one-row kernels of {@link LayerKernels} compute
- * it, in the same order, so a row's result does not depend on the rest of the batch. Grids that do not depend on the
+ * layouts): embedding, RMSNorm (optionally of the gathered output rows, optionally with the Q8_0 rounding of its
+ * result), activation rounding, RoPE with the KV-cache write and greedy argmax (attention is in
+ * {@link AttentionKernels}). Each row is computed on its own, in a fixed order, so a row's result does not depend on
+ * the rest of the batch. Grids that do not depend on the
  * batch loop over the rows inside; the per-row work-group kernels (RMSNorm, attention) take one group per row and
  * leave groups past the batch idle.
  */
@@ -80,159 +81,68 @@ public final class BatchKernels {
 
     // ------------------------------------------------------------------ per-row work-group kernels
 
-    /** One work-group per row b &lt; meta[count]: out[b] = x[b] · weight / sqrt(mean(x[b]²) + eps). */
-    public static void rmsNorm(KernelContext ctx, FloatArray x, FloatArray weight, FloatArray out, IntArray meta, int count, int n, float eps) {
+    /** {@link #rmsNorm} mode: row b reads x at row meta[OUT_ROW + b] (the rows that want an output). */
+    public static final int NORM_GATHER = 1;
+    /** {@link #rmsNorm} mode: nothing to do in passes that use the lane products (they normalise by themselves). */
+    public static final int NORM_SKIP_LANES = 2;
+    /** {@link #rmsNorm} mode: also write the normalised row rounded to the Q8_0 grid ({@link #roundQ8}) to {@code rounded}. */
+    public static final int NORM_ROUND = 4;
+
+    /**
+     * One work-group per row b &lt; meta[count]: out[b] = x[b] · w / sqrt(mean(x[b]²) + eps), the weight w at
+     * vec[off, off + n) and eps at vec[off + n]; with {@link #NORM_ROUND} the same row rounded to the Q8_0 grid goes to
+     * {@code rounded} too (llama.cpp's activation quantization, in the norm's pass).
+     */
+    public static void rmsNorm(KernelContext ctx, FloatArray x, FloatArray vec, FloatArray out, FloatArray rounded, IntArray meta, int count, int n,
+                               int off, int mode) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         int lid = ctx.localIdx, wg = ctx.localGroupSizeX, b = ctx.groupIdx;
-        if (b < meta.get(count)) {
-            int o = b * n;
+        boolean skip = (mode & NORM_SKIP_LANES) != 0 && GemmKernels.lanes(meta, rows(meta));
+        if (b < meta.get(count) && !skip) {
+            int o = ((mode & NORM_GATHER) != 0 ? meta.get(BatchLayout.OUT_ROW + b) : b) * n, d = b * n;
             float ss = 0f;
             for (int i = lid; i < n; i += wg) {
                 float v = x.get(o + i);
                 ss += v * v;
             }
             float total = KernelSupport.reduceSum(ctx, red, ss);
-            float scale = 1.0f / TornadoMath.sqrt(total / n + eps);
+            float scale = 1.0f / TornadoMath.sqrt(total / n + vec.get(off + n));
             for (int i = lid; i < n; i += wg) {
-                out.set(o + i, x.get(o + i) * scale * weight.get(i));
+                out.set(d + i, x.get(o + i) * scale * vec.get(off + i));
             }
-        }
-    }
-
-    /**
-     * One work-group per (row, query head): group g = b·heads + h attends over positions [0, pos_b] of row b's cache
-     * slot, as {@link LayerKernels#attention} (tiles of keys in local memory, online softmax). Rows of one sequence in
-     * the same batch see each other's keys (written by {@link #ropeKv} before this kernel runs): causal prompt chunks.
-     */
-    public static void attention(KernelContext ctx, FloatArray q, FloatArray keyCache, FloatArray valueCache, FloatArray out,
-                                 IntArray meta, int heads, int kvHeads, int headDim) {
-        float[] qs = ctx.allocateFloatLocalArray(KernelSupport.MAX_HEAD_DIM);
-        float[] ks = ctx.allocateFloatLocalArray(KernelSupport.ATTENTION_TILE * KernelSupport.MAX_HEAD_DIM);
-        float[] ps = ctx.allocateFloatLocalArray(KernelSupport.ATTENTION_TILE);
-        int lid = ctx.localIdx, wg = ctx.localGroupSizeX;
-        int b = ctx.groupIdx / heads, h = ctx.groupIdx - b * heads;
-        if (b < rows(meta)) {
-            int kvDim = kvHeads * headDim, qDim = heads * headDim;
-            int g = h / (heads / kvHeads);
-            int len = meta.get(BatchLayout.POSITION + b) + 1;
-            int cache = meta.get(BatchLayout.CACHE_BASE + b) * kvDim + g * headDim;
-            float scale = 1.0f / TornadoMath.sqrt((float) headDim);
-            for (int d = lid; d < headDim; d += wg) {
-                qs[d] = q.get(b * qDim + h * headDim + d) * scale;
-            }
-            ctx.localBarrier();
-            float m = -3.0e38f, l = 0f, acc = 0f;
-            for (int t0 = 0; t0 < len; t0 += KernelSupport.ATTENTION_TILE) {
-                int n = TornadoMath.min(KernelSupport.ATTENTION_TILE, len - t0);
-                for (int e = lid; e < n * headDim; e += wg) {
-                    int j = e / headDim;
-                    ks[e] = keyCache.get(cache + (t0 + j) * kvDim + (e - j * headDim));
-                }
-                ctx.localBarrier();
-                if (lid < n) {
-                    float s = 0f;
-                    for (int d = 0; d < headDim; d++) {
-                        s += qs[d] * ks[lid * headDim + d];
-                    }
-                    ps[lid] = s;
-                }
-                ctx.localBarrier();
-                float tmax = m;
-                for (int j = 0; j < n; j++) {
-                    tmax = TornadoMath.max(tmax, ps[j]);
-                }
-                float corr = TornadoMath.exp(m - tmax);
-                float sum = 0f, a = 0f;
-                for (int j = 0; j < n; j++) {
-                    float p = TornadoMath.exp(ps[j] - tmax);
-                    sum += p;
-                    if (lid < headDim) {
-                        a += p * valueCache.get(cache + (t0 + j) * kvDim + lid);
+            if ((mode & NORM_ROUND) != 0) {
+                // each item rounds whole blocks of 32 from the values it recomputes (no item reads another's output)
+                int blocks = n >> 5;
+                for (int blk = lid; blk <= blocks; blk += wg) {
+                    int c0 = blk << 5;
+                    if (blk < blocks) {
+                        float amax = 0f;
+                        for (int j = 0; j < 32; j++) {
+                            float v = x.get(o + c0 + j) * scale * vec.get(off + c0 + j);
+                            amax = TornadoMath.max(amax, TornadoMath.abs(v));
+                        }
+                        float id = amax != 0f ? 127f / amax : 0f;
+                        float dh = KernelSupport.roundToHalf(amax / 127f);
+                        for (int j = 0; j < 32; j++) {
+                            float v = x.get(o + c0 + j) * scale * vec.get(off + c0 + j);
+                            rounded.set(d + c0 + j, KernelSupport.roundQ8(v, id, dh));
+                        }
+                    } else {
+                        for (int i = c0; i < n; i++) {
+                            rounded.set(d + i, x.get(o + i) * scale * vec.get(off + i));
+                        }
                     }
                 }
-                l = l * corr + sum;
-                acc = acc * corr + a;
-                m = tmax;
-                ctx.localBarrier();
-            }
-            if (lid < headDim) {
-                out.set(b * qDim + h * headDim + lid, acc / l);
-            }
-        }
-    }
-
-    /** As {@link #attention} with a half-precision KV cache (raw half bits). */
-    public static void attentionF16(KernelContext ctx, FloatArray q, ShortArray keyCache, ShortArray valueCache, FloatArray pow2, FloatArray out,
-                                    IntArray meta, int heads, int kvHeads, int headDim) {
-        float[] qs = ctx.allocateFloatLocalArray(KernelSupport.MAX_HEAD_DIM);
-        float[] ks = ctx.allocateFloatLocalArray(KernelSupport.ATTENTION_TILE * KernelSupport.MAX_HEAD_DIM);
-        float[] ps = ctx.allocateFloatLocalArray(KernelSupport.ATTENTION_TILE);
-        int lid = ctx.localIdx, wg = ctx.localGroupSizeX;
-        int b = ctx.groupIdx / heads, h = ctx.groupIdx - b * heads;
-        if (b < rows(meta)) {
-            int kvDim = kvHeads * headDim, qDim = heads * headDim;
-            int g = h / (heads / kvHeads);
-            int len = meta.get(BatchLayout.POSITION + b) + 1;
-            int cache = meta.get(BatchLayout.CACHE_BASE + b) * kvDim + g * headDim;
-            float scale = 1.0f / TornadoMath.sqrt((float) headDim);
-            for (int d = lid; d < headDim; d += wg) {
-                qs[d] = q.get(b * qDim + h * headDim + d) * scale;
-            }
-            ctx.localBarrier();
-            float m = -3.0e38f, l = 0f, acc = 0f;
-            for (int t0 = 0; t0 < len; t0 += KernelSupport.ATTENTION_TILE) {
-                int n = TornadoMath.min(KernelSupport.ATTENTION_TILE, len - t0);
-                for (int e = lid; e < n * headDim; e += wg) {
-                    int j = e / headDim;
-                    ks[e] = KernelSupport.halfToFloat(keyCache.get(cache + (t0 + j) * kvDim + (e - j * headDim)), pow2);
-                }
-                ctx.localBarrier();
-                if (lid < n) {
-                    float s = 0f;
-                    for (int d = 0; d < headDim; d++) {
-                        s += qs[d] * ks[lid * headDim + d];
-                    }
-                    ps[lid] = s;
-                }
-                ctx.localBarrier();
-                float tmax = m;
-                for (int j = 0; j < n; j++) {
-                    tmax = TornadoMath.max(tmax, ps[j]);
-                }
-                float corr = TornadoMath.exp(m - tmax);
-                float sum = 0f, a = 0f;
-                for (int j = 0; j < n; j++) {
-                    float p = TornadoMath.exp(ps[j] - tmax);
-                    sum += p;
-                    if (lid < headDim) {
-                        a += p * KernelSupport.halfToFloat(valueCache.get(cache + (t0 + j) * kvDim + lid), pow2);
-                    }
-                }
-                l = l * corr + sum;
-                acc = acc * corr + a;
-                m = tmax;
-                ctx.localBarrier();
-            }
-            if (lid < headDim) {
-                out.set(b * qDim + h * headDim + lid, acc / l);
             }
         }
     }
 
     // ------------------------------------------------------------------ element-wise over all rows
 
-    /** y[b] += bias for every row (y rows of n). */
-    public static void addBias(KernelContext ctx, FloatArray y, FloatArray bias, IntArray meta, int n) {
-        int i = ctx.globalIdx, rows = rows(meta);
-        if (i < n) {
-            float v = bias.get(i);
-            for (int b = 0; b < rows; b++) {
-                y.set(b * n + i, y.get(b * n + i) + v);
-            }
-        }
-    }
-
-    /** x rounded to the Q8_0 grid as {@link LayerKernels#roundQ8}, rows b &lt; meta[count] (rows of n); item: one block of 32. */
+    /**
+     * x rounded to llama.cpp's Q8_0 grid (per block of 32: scale amax/127 rounded to half precision, values to the
+     * nearest multiple, ties to even; a last partial block is copied), rows b &lt; meta[count] (rows of n); item: one block.
+     */
     public static void roundQ8(KernelContext ctx, FloatArray x, FloatArray out, IntArray meta, int count, int n) {
         int blk = ctx.globalIdx, rows = meta.get(count);
         int blocks = n >> 5;
@@ -247,13 +157,7 @@ public final class BatchKernels {
                 float id = amax != 0f ? 127f / amax : 0f;
                 float dh = KernelSupport.roundToHalf(amax / 127f);
                 for (int j = 0; j < 32; j++) {
-                    float v = x.get(o + j) * id;
-                    float fl = TornadoMath.floor(v);
-                    float diff = v - fl;
-                    if (diff > 0.5f || (diff == 0.5f && (((int) fl) & 1) != 0)) {
-                        fl += 1f;
-                    }
-                    out.set(o + j, dh * fl);
+                    out.set(o + j, KernelSupport.roundQ8(x.get(o + j), id, dh));
                 }
             } else if (blk == blocks) {
                 for (int i = blocks << 5; i < n; i++) {
@@ -265,7 +169,8 @@ public final class BatchKernels {
 
     /**
      * RoPE on every row's Q and K (row b's cos/sin table at rope[b·headDim]) and the K/V write at the row's position in
-     * its sequence's slot: cache index (cacheBase_b + pos_b)·kvDim. Item i as {@link LayerKernels#ropeKv}.
+     * its sequence's slot: cache index (cacheBase_b + pos_b)·kvDim. Item i rotates the pair (2i, 2i+1) of Q (i &lt; qDim/2) and of K
+     * (i &lt; kvDim/2) and copies V[i].
      */
     public static void ropeKv(KernelContext ctx, FloatArray q, FloatArray k, FloatArray v, FloatArray keyCache, FloatArray valueCache,
                               FloatArray rope, IntArray meta, int qDim, int kvDim, int headDim) {
@@ -322,16 +227,6 @@ public final class BatchKernels {
             }
             if (i < kvDim) {
                 valueCache.set(base + i, KernelSupport.floatToHalf(v.get(b * kvDim + i)));
-            }
-        }
-    }
-
-    /** out[j] = x[outRow_j] for the rows that want an output (rows of n): the final norm and LM head run on these only. */
-    public static void gatherOutputs(KernelContext ctx, FloatArray x, FloatArray out, IntArray meta, int n) {
-        int i = ctx.globalIdx, m = meta.get(BatchLayout.OUT_ROWS);
-        if (i < n) {
-            for (int j = 0; j < m; j++) {
-                out.set(j * n + i, x.get(meta.get(BatchLayout.OUT_ROW + j) * n + i));
             }
         }
     }

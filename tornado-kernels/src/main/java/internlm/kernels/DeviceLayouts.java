@@ -10,7 +10,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * Host-side packing of ggml tensors into the device layouts the kernels read (see {@link MatVecKernels}).
+ * Host-side packing of ggml tensors into the device layouts the kernels read (see {@link LaneProducts}).
  * Q8_0/Q4_0 blocks are split into an int array of quants (four bytes per int, so a work-item loads 4 or 8 weights
  * with one coalesced 32-bit read) and an f32 scale per block; the information is unchanged.
  */

@@ -1,6 +1,7 @@
 package internlm.kernels;
 
 import uk.ac.manchester.tornado.api.KernelContext;
+import uk.ac.manchester.tornado.api.math.TornadoMath;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.HalfFloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
@@ -27,8 +28,8 @@ public final class FusedGemmKernels {
         }
     }
 
-    public static void qkvF32(KernelContext ctx, FloatArray w, FloatArray wk, FloatArray wv, FloatArray x,
-                              FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols) {
+    public static void qkvF32(KernelContext ctx, FloatArray w, FloatArray x, FloatArray xn, FloatArray vec,
+                              FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols, int normOff, int biasOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
@@ -36,25 +37,27 @@ public final class FusedGemmKernels {
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         int tq = tiles(qRows), tk = tiles(kvRows);
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes, total = qRows + 2 * kvRows;
             for (int b = 0; b < n; b++) {
                 int xo = b * cols;
-                float p = 0f;
-                if (g < qRows) {
-                    p = MatVecKernels.partialF32(w, x, xo, g, cols, lid, wg);
-                } else if (g < qRows + kvRows) {
-                    p = MatVecKernels.partialF32(wk, x, xo, g - qRows, cols, lid, wg);
-                } else if (g < qRows + 2 * kvRows) {
-                    p = MatVecKernels.partialF32(wv, x, xo, g - qRows - kvRows, cols, lid, wg);
+                float scale = 0f;
+                if (normOff >= 0) {
+                    float ss = KernelSupport.reduceSum(ctx, red, LaneProducts.sumSquares(x, xo, cols, lid, wg));
+                    scale = 1.0f / TornadoMath.sqrt(ss / cols + vec.get(normOff + cols));
                 }
-                float t = KernelSupport.reduceSum(ctx, red, p);
-                if (lid == 0) {
-                    storeQkv(q, k, v, b, g, t, qRows, kvRows);
+                float p = 0f;
+                if (row < total) {
+                    p = normOff >= 0 ? LaneProducts.dotF32Norm(w, x, xo, vec, normOff, scale, row, cols, t, lanes) : LaneProducts.dotF32(w, xn, xo, row, cols, t, lanes);
+                }
+                float sum = KernelSupport.reduceSegments(ctx, red, p, lanes);
+                if (t == 0 && row < total) {
+                    storeQkv(q, k, v, b, row, biasOff < 0 ? sum : sum + vec.get(biasOff + row), qRows, kvRows);
                 }
             }
         } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
-            // item tiles (CPU devices): the group's first work-item alone, see the class comment
-            int iq = (qRows + ITEM_ROWS - 1) / ITEM_ROWS, ik = (kvRows + ITEM_ROWS - 1) / ITEM_ROWS;
-            int m = g < iq ? 0 : g < iq + ik ? 1 : 2, mRows = m == 0 ? qRows : kvRows;
+            // item tiles (CPU devices): the group's first work-item alone, see GemmKernels' class comment
+            int iq = itemGroups(qRows), ik = itemGroups(kvRows);
+            int m = g < iq ? 0 : g < iq + ik ? 1 : 2, mRows = m == 0 ? qRows : kvRows, rowBase = m == 0 ? 0 : m == 1 ? qRows : qRows + kvRows;
             int r0 = (m == 0 ? g : m == 1 ? g - iq : g - iq - ik) * ITEM_ROWS, live = lid == 0 && g < iq + 2 * ik ? 1 : 0;
             for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
                 acc[e] = 0f;
@@ -63,10 +66,10 @@ public final class FusedGemmKernels {
                 int kt = live * (cols - k0 < ITEM_DEPTH ? cols - k0 : ITEM_DEPTH);
                 // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
                 for (int j = 0; j < ITEM_ROWS; j++) {
-                    int base = (r0 + j < mRows ? r0 + j : mRows - 1) * cols + k0, o = j * ITEM_DEPTH;
+                    int base = (rowBase + (r0 + j < mRows ? r0 + j : mRows - 1)) * cols + k0, o = j * ITEM_DEPTH;
                     for (int kk = 0; kk < kt; kk++) {
                         int i = base + kk;
-                        wt[o + kk] = m == 0 ? w.get(i) : m == 1 ? wk.get(i) : wv.get(i);
+                        wt[o + kk] = w.get(i);
                     }
                 }
                 // multiply: every chunk of ITEM_BATCH activation rows, staged in xs (rows past n repeat row n - 1; their sums are never stored),
@@ -75,7 +78,7 @@ public final class FusedGemmKernels {
                     for (int bb = 0; bb < ITEM_BATCH; bb++) {
                         int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
                         for (int kk = 0; kk < kt; kk++) {
-                            xs[o + kk] = x.get(xo + kk);
+                            xs[o + kk] = xn.get(xo + kk);
                         }
                     }
                     for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
@@ -101,7 +104,7 @@ public final class FusedGemmKernels {
             for (int e = 0; e < live * n * ITEM_ROWS; e++) {
                 int b = e / ITEM_ROWS, r = r0 + e - b * ITEM_ROWS;
                 if (r < mRows) {
-                    float t = acc[e];
+                    float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + rowBase + r);
                     if (m == 0) {
                         q.set(b * qRows + r, t);
                     } else if (m == 1) {
@@ -114,6 +117,7 @@ public final class FusedGemmKernels {
         } else if (g < tq + 2 * tk) {
             int m = g < tq ? 0 : g < tq + tk ? 1 : 2;
             int row0 = (m == 0 ? g : m == 1 ? g - tq : g - tq - tk) * TILE_ROWS, mRows = m == 0 ? qRows : kvRows;
+            int rowBase = m == 0 ? 0 : m == 1 ? qRows : qRows + kvRows;
             for (int c0 = 0; c0 < n; c0 += CHUNK) {
                 int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
                 for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
@@ -123,14 +127,14 @@ public final class FusedGemmKernels {
                     for (int e = lid; e < TILE_ROWS * TILE_DEPTH; e += wg) {
                         int r = e / TILE_DEPTH;
                         int kk = e - r * TILE_DEPTH;
-                        int i = (row0 + r) * cols + k0 + kk;
+                        int i = (rowBase + row0 + r) * cols + k0 + kk;
                         boolean in = row0 + r < mRows && k0 + kk < cols;
-                        wt[kk * WT_STRIDE + r] = in ? m == 0 ? w.get(i) : m == 1 ? wk.get(i) : wv.get(i) : 0f;
+                        wt[kk * WT_STRIDE + r] = in ? w.get(i) : 0f;
                     }
                     for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
                         int b = e / TILE_DEPTH;
                         int kk = e - b * TILE_DEPTH;
-                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                        xs[e] = k0 + kk < cols ? xn.get((c0 + b) * cols + k0 + kk) : 0f;
                     }
                     ctx.localBarrier();
                     {
@@ -149,7 +153,7 @@ public final class FusedGemmKernels {
                     int b = e / TILE_ROWS;
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
-                        float t = acc[e];
+                        float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + rowBase + row0 + r);
                         if (m == 0) {
                             q.set((c0 + b) * qRows + row0 + r, t);
                         } else if (m == 1) {
@@ -163,8 +167,8 @@ public final class FusedGemmKernels {
             }
         }
     }
-    public static void qkvF16(KernelContext ctx, HalfFloatArray w, HalfFloatArray wk, HalfFloatArray wv, FloatArray x,
-                              FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols) {
+    public static void qkvF16(KernelContext ctx, HalfFloatArray w, FloatArray x, FloatArray xn, FloatArray vec,
+                              FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols, int normOff, int biasOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
@@ -172,25 +176,27 @@ public final class FusedGemmKernels {
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         int tq = tiles(qRows), tk = tiles(kvRows);
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes, total = qRows + 2 * kvRows;
             for (int b = 0; b < n; b++) {
                 int xo = b * cols;
-                float p = 0f;
-                if (g < qRows) {
-                    p = MatVecKernels.partialF16(w, x, xo, g, cols, lid, wg);
-                } else if (g < qRows + kvRows) {
-                    p = MatVecKernels.partialF16(wk, x, xo, g - qRows, cols, lid, wg);
-                } else if (g < qRows + 2 * kvRows) {
-                    p = MatVecKernels.partialF16(wv, x, xo, g - qRows - kvRows, cols, lid, wg);
+                float scale = 0f;
+                if (normOff >= 0) {
+                    float ss = KernelSupport.reduceSum(ctx, red, LaneProducts.sumSquares(x, xo, cols, lid, wg));
+                    scale = 1.0f / TornadoMath.sqrt(ss / cols + vec.get(normOff + cols));
                 }
-                float t = KernelSupport.reduceSum(ctx, red, p);
-                if (lid == 0) {
-                    storeQkv(q, k, v, b, g, t, qRows, kvRows);
+                float p = 0f;
+                if (row < total) {
+                    p = normOff >= 0 ? LaneProducts.dotF16Norm(w, x, xo, vec, normOff, scale, row, cols, t, lanes) : LaneProducts.dotF16(w, xn, xo, row, cols, t, lanes);
+                }
+                float sum = KernelSupport.reduceSegments(ctx, red, p, lanes);
+                if (t == 0 && row < total) {
+                    storeQkv(q, k, v, b, row, biasOff < 0 ? sum : sum + vec.get(biasOff + row), qRows, kvRows);
                 }
             }
         } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
-            // item tiles (CPU devices): the group's first work-item alone, see the class comment
-            int iq = (qRows + ITEM_ROWS - 1) / ITEM_ROWS, ik = (kvRows + ITEM_ROWS - 1) / ITEM_ROWS;
-            int m = g < iq ? 0 : g < iq + ik ? 1 : 2, mRows = m == 0 ? qRows : kvRows;
+            // item tiles (CPU devices): the group's first work-item alone, see GemmKernels' class comment
+            int iq = itemGroups(qRows), ik = itemGroups(kvRows);
+            int m = g < iq ? 0 : g < iq + ik ? 1 : 2, mRows = m == 0 ? qRows : kvRows, rowBase = m == 0 ? 0 : m == 1 ? qRows : qRows + kvRows;
             int r0 = (m == 0 ? g : m == 1 ? g - iq : g - iq - ik) * ITEM_ROWS, live = lid == 0 && g < iq + 2 * ik ? 1 : 0;
             for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
                 acc[e] = 0f;
@@ -199,10 +205,10 @@ public final class FusedGemmKernels {
                 int kt = live * (cols - k0 < ITEM_DEPTH ? cols - k0 : ITEM_DEPTH);
                 // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
                 for (int j = 0; j < ITEM_ROWS; j++) {
-                    int base = (r0 + j < mRows ? r0 + j : mRows - 1) * cols + k0, o = j * ITEM_DEPTH;
+                    int base = (rowBase + (r0 + j < mRows ? r0 + j : mRows - 1)) * cols + k0, o = j * ITEM_DEPTH;
                     for (int kk = 0; kk < kt; kk++) {
                         int i = base + kk;
-                        wt[o + kk] = m == 0 ? w.get(i).getFloat32() : m == 1 ? wk.get(i).getFloat32() : wv.get(i).getFloat32();
+                        wt[o + kk] = w.get(i).getFloat32();
                     }
                 }
                 // multiply: every chunk of ITEM_BATCH activation rows, staged in xs (rows past n repeat row n - 1; their sums are never stored),
@@ -211,7 +217,7 @@ public final class FusedGemmKernels {
                     for (int bb = 0; bb < ITEM_BATCH; bb++) {
                         int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
                         for (int kk = 0; kk < kt; kk++) {
-                            xs[o + kk] = x.get(xo + kk);
+                            xs[o + kk] = xn.get(xo + kk);
                         }
                     }
                     for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
@@ -237,7 +243,7 @@ public final class FusedGemmKernels {
             for (int e = 0; e < live * n * ITEM_ROWS; e++) {
                 int b = e / ITEM_ROWS, r = r0 + e - b * ITEM_ROWS;
                 if (r < mRows) {
-                    float t = acc[e];
+                    float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + rowBase + r);
                     if (m == 0) {
                         q.set(b * qRows + r, t);
                     } else if (m == 1) {
@@ -250,6 +256,7 @@ public final class FusedGemmKernels {
         } else if (g < tq + 2 * tk) {
             int m = g < tq ? 0 : g < tq + tk ? 1 : 2;
             int row0 = (m == 0 ? g : m == 1 ? g - tq : g - tq - tk) * TILE_ROWS, mRows = m == 0 ? qRows : kvRows;
+            int rowBase = m == 0 ? 0 : m == 1 ? qRows : qRows + kvRows;
             for (int c0 = 0; c0 < n; c0 += CHUNK) {
                 int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
                 for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
@@ -259,14 +266,14 @@ public final class FusedGemmKernels {
                     for (int e = lid; e < TILE_ROWS * TILE_DEPTH; e += wg) {
                         int r = e / TILE_DEPTH;
                         int kk = e - r * TILE_DEPTH;
-                        int i = (row0 + r) * cols + k0 + kk;
+                        int i = (rowBase + row0 + r) * cols + k0 + kk;
                         boolean in = row0 + r < mRows && k0 + kk < cols;
-                        wt[kk * WT_STRIDE + r] = in ? m == 0 ? w.get(i).getFloat32() : m == 1 ? wk.get(i).getFloat32() : wv.get(i).getFloat32() : 0f;
+                        wt[kk * WT_STRIDE + r] = in ? w.get(i).getFloat32() : 0f;
                     }
                     for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
                         int b = e / TILE_DEPTH;
                         int kk = e - b * TILE_DEPTH;
-                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                        xs[e] = k0 + kk < cols ? xn.get((c0 + b) * cols + k0 + kk) : 0f;
                     }
                     ctx.localBarrier();
                     {
@@ -285,7 +292,7 @@ public final class FusedGemmKernels {
                     int b = e / TILE_ROWS;
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
-                        float t = acc[e];
+                        float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + rowBase + row0 + r);
                         if (m == 0) {
                             q.set((c0 + b) * qRows + row0 + r, t);
                         } else if (m == 1) {
@@ -299,8 +306,8 @@ public final class FusedGemmKernels {
             }
         }
     }
-    public static void qkvF16Bits(KernelContext ctx, ShortArray w, ShortArray wk, ShortArray wv, FloatArray pow2, FloatArray x,
-                              FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols) {
+    public static void qkvF16Bits(KernelContext ctx, ShortArray w, FloatArray pow2, FloatArray x, FloatArray xn, FloatArray vec,
+                              FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols, int normOff, int biasOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
@@ -308,25 +315,27 @@ public final class FusedGemmKernels {
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         int tq = tiles(qRows), tk = tiles(kvRows);
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes, total = qRows + 2 * kvRows;
             for (int b = 0; b < n; b++) {
                 int xo = b * cols;
-                float p = 0f;
-                if (g < qRows) {
-                    p = MatVecKernels.partialF16Bits(w, pow2, x, xo, g, cols, lid, wg);
-                } else if (g < qRows + kvRows) {
-                    p = MatVecKernels.partialF16Bits(wk, pow2, x, xo, g - qRows, cols, lid, wg);
-                } else if (g < qRows + 2 * kvRows) {
-                    p = MatVecKernels.partialF16Bits(wv, pow2, x, xo, g - qRows - kvRows, cols, lid, wg);
+                float scale = 0f;
+                if (normOff >= 0) {
+                    float ss = KernelSupport.reduceSum(ctx, red, LaneProducts.sumSquares(x, xo, cols, lid, wg));
+                    scale = 1.0f / TornadoMath.sqrt(ss / cols + vec.get(normOff + cols));
                 }
-                float t = KernelSupport.reduceSum(ctx, red, p);
-                if (lid == 0) {
-                    storeQkv(q, k, v, b, g, t, qRows, kvRows);
+                float p = 0f;
+                if (row < total) {
+                    p = normOff >= 0 ? LaneProducts.dotF16BitsNorm(w, pow2, x, xo, vec, normOff, scale, row, cols, t, lanes) : LaneProducts.dotF16Bits(w, pow2, xn, xo, row, cols, t, lanes);
+                }
+                float sum = KernelSupport.reduceSegments(ctx, red, p, lanes);
+                if (t == 0 && row < total) {
+                    storeQkv(q, k, v, b, row, biasOff < 0 ? sum : sum + vec.get(biasOff + row), qRows, kvRows);
                 }
             }
         } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
-            // item tiles (CPU devices): the group's first work-item alone, see the class comment
-            int iq = (qRows + ITEM_ROWS - 1) / ITEM_ROWS, ik = (kvRows + ITEM_ROWS - 1) / ITEM_ROWS;
-            int m = g < iq ? 0 : g < iq + ik ? 1 : 2, mRows = m == 0 ? qRows : kvRows;
+            // item tiles (CPU devices): the group's first work-item alone, see GemmKernels' class comment
+            int iq = itemGroups(qRows), ik = itemGroups(kvRows);
+            int m = g < iq ? 0 : g < iq + ik ? 1 : 2, mRows = m == 0 ? qRows : kvRows, rowBase = m == 0 ? 0 : m == 1 ? qRows : qRows + kvRows;
             int r0 = (m == 0 ? g : m == 1 ? g - iq : g - iq - ik) * ITEM_ROWS, live = lid == 0 && g < iq + 2 * ik ? 1 : 0;
             for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
                 acc[e] = 0f;
@@ -335,10 +344,10 @@ public final class FusedGemmKernels {
                 int kt = live * (cols - k0 < ITEM_DEPTH ? cols - k0 : ITEM_DEPTH);
                 // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
                 for (int j = 0; j < ITEM_ROWS; j++) {
-                    int base = (r0 + j < mRows ? r0 + j : mRows - 1) * cols + k0, o = j * ITEM_DEPTH;
+                    int base = (rowBase + (r0 + j < mRows ? r0 + j : mRows - 1)) * cols + k0, o = j * ITEM_DEPTH;
                     for (int kk = 0; kk < kt; kk++) {
                         int i = base + kk;
-                        wt[o + kk] = m == 0 ? KernelSupport.halfToFloat(w.get(i), pow2) : m == 1 ? KernelSupport.halfToFloat(wk.get(i), pow2) : KernelSupport.halfToFloat(wv.get(i), pow2);
+                        wt[o + kk] = KernelSupport.halfToFloat(w.get(i), pow2);
                     }
                 }
                 // multiply: every chunk of ITEM_BATCH activation rows, staged in xs (rows past n repeat row n - 1; their sums are never stored),
@@ -347,7 +356,7 @@ public final class FusedGemmKernels {
                     for (int bb = 0; bb < ITEM_BATCH; bb++) {
                         int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
                         for (int kk = 0; kk < kt; kk++) {
-                            xs[o + kk] = x.get(xo + kk);
+                            xs[o + kk] = xn.get(xo + kk);
                         }
                     }
                     for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
@@ -373,7 +382,7 @@ public final class FusedGemmKernels {
             for (int e = 0; e < live * n * ITEM_ROWS; e++) {
                 int b = e / ITEM_ROWS, r = r0 + e - b * ITEM_ROWS;
                 if (r < mRows) {
-                    float t = acc[e];
+                    float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + rowBase + r);
                     if (m == 0) {
                         q.set(b * qRows + r, t);
                     } else if (m == 1) {
@@ -386,6 +395,7 @@ public final class FusedGemmKernels {
         } else if (g < tq + 2 * tk) {
             int m = g < tq ? 0 : g < tq + tk ? 1 : 2;
             int row0 = (m == 0 ? g : m == 1 ? g - tq : g - tq - tk) * TILE_ROWS, mRows = m == 0 ? qRows : kvRows;
+            int rowBase = m == 0 ? 0 : m == 1 ? qRows : qRows + kvRows;
             for (int c0 = 0; c0 < n; c0 += CHUNK) {
                 int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
                 for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
@@ -395,14 +405,14 @@ public final class FusedGemmKernels {
                     for (int e = lid; e < TILE_ROWS * TILE_DEPTH; e += wg) {
                         int r = e / TILE_DEPTH;
                         int kk = e - r * TILE_DEPTH;
-                        int i = (row0 + r) * cols + k0 + kk;
+                        int i = (rowBase + row0 + r) * cols + k0 + kk;
                         boolean in = row0 + r < mRows && k0 + kk < cols;
-                        wt[kk * WT_STRIDE + r] = in ? m == 0 ? KernelSupport.halfToFloat(w.get(i), pow2) : m == 1 ? KernelSupport.halfToFloat(wk.get(i), pow2) : KernelSupport.halfToFloat(wv.get(i), pow2) : 0f;
+                        wt[kk * WT_STRIDE + r] = in ? KernelSupport.halfToFloat(w.get(i), pow2) : 0f;
                     }
                     for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
                         int b = e / TILE_DEPTH;
                         int kk = e - b * TILE_DEPTH;
-                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                        xs[e] = k0 + kk < cols ? xn.get((c0 + b) * cols + k0 + kk) : 0f;
                     }
                     ctx.localBarrier();
                     {
@@ -421,7 +431,7 @@ public final class FusedGemmKernels {
                     int b = e / TILE_ROWS;
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
-                        float t = acc[e];
+                        float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + rowBase + row0 + r);
                         if (m == 0) {
                             q.set((c0 + b) * qRows + row0 + r, t);
                         } else if (m == 1) {
@@ -435,8 +445,8 @@ public final class FusedGemmKernels {
             }
         }
     }
-    public static void qkvQ8(KernelContext ctx, IntArray w, FloatArray s, IntArray wk, FloatArray sk, IntArray wv, FloatArray sv, FloatArray x,
-                              FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols) {
+    public static void qkvQ8(KernelContext ctx, IntArray w, FloatArray s, FloatArray x, FloatArray xn, FloatArray vec,
+                              FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols, int normOff, int biasOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
@@ -444,25 +454,27 @@ public final class FusedGemmKernels {
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         int tq = tiles(qRows), tk = tiles(kvRows);
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes, total = qRows + 2 * kvRows;
             for (int b = 0; b < n; b++) {
                 int xo = b * cols;
-                float p = 0f;
-                if (g < qRows) {
-                    p = MatVecKernels.partialQ8(w, s, x, xo, g, cols, lid, wg);
-                } else if (g < qRows + kvRows) {
-                    p = MatVecKernels.partialQ8(wk, sk, x, xo, g - qRows, cols, lid, wg);
-                } else if (g < qRows + 2 * kvRows) {
-                    p = MatVecKernels.partialQ8(wv, sv, x, xo, g - qRows - kvRows, cols, lid, wg);
+                float scale = 0f;
+                if (normOff >= 0) {
+                    float ss = KernelSupport.reduceSum(ctx, red, LaneProducts.sumSquares(x, xo, cols, lid, wg));
+                    scale = 1.0f / TornadoMath.sqrt(ss / cols + vec.get(normOff + cols));
                 }
-                float t = KernelSupport.reduceSum(ctx, red, p);
-                if (lid == 0) {
-                    storeQkv(q, k, v, b, g, t, qRows, kvRows);
+                float p = 0f;
+                if (row < total) {
+                    p = normOff >= 0 ? LaneProducts.dotQ8Norm(w, s, x, xo, vec, normOff, scale, row, cols, t, lanes) : LaneProducts.dotQ8(w, s, xn, xo, row, cols, t, lanes);
+                }
+                float sum = KernelSupport.reduceSegments(ctx, red, p, lanes);
+                if (t == 0 && row < total) {
+                    storeQkv(q, k, v, b, row, biasOff < 0 ? sum : sum + vec.get(biasOff + row), qRows, kvRows);
                 }
             }
         } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
-            // item tiles (CPU devices): the group's first work-item alone, see the class comment
-            int iq = (qRows + ITEM_ROWS - 1) / ITEM_ROWS, ik = (kvRows + ITEM_ROWS - 1) / ITEM_ROWS;
-            int m = g < iq ? 0 : g < iq + ik ? 1 : 2, mRows = m == 0 ? qRows : kvRows;
+            // item tiles (CPU devices): the group's first work-item alone, see GemmKernels' class comment
+            int iq = itemGroups(qRows), ik = itemGroups(kvRows);
+            int m = g < iq ? 0 : g < iq + ik ? 1 : 2, mRows = m == 0 ? qRows : kvRows, rowBase = m == 0 ? 0 : m == 1 ? qRows : qRows + kvRows;
             int r0 = (m == 0 ? g : m == 1 ? g - iq : g - iq - ik) * ITEM_ROWS, live = lid == 0 && g < iq + 2 * ik ? 1 : 0;
             for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
                 acc[e] = 0f;
@@ -471,10 +483,10 @@ public final class FusedGemmKernels {
                 int kt = live * (cols - k0 < ITEM_DEPTH ? cols - k0 : ITEM_DEPTH);
                 // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
                 for (int j = 0; j < ITEM_ROWS; j++) {
-                    int wb = ((r0 + j < mRows ? r0 + j : mRows - 1) * cols + k0) >> 2, o = j * ITEM_DEPTH;
+                    int wb = ((rowBase + (r0 + j < mRows ? r0 + j : mRows - 1)) * cols + k0) >> 2, o = j * ITEM_DEPTH;
                     for (int kw = 0; kw < kt >> 2; kw++) {
-                        int word = m == 0 ? w.get(wb + kw) : m == 1 ? wk.get(wb + kw) : wv.get(wb + kw);
-                        float sc = m == 0 ? s.get((wb + kw) >> 3) : m == 1 ? sk.get((wb + kw) >> 3) : sv.get((wb + kw) >> 3);
+                        int word = w.get(wb + kw);
+                        float sc = s.get((wb + kw) >> 3);
                         int p = o + (kw << 2);
                         wt[p] = ((word << 24) >> 24) * sc;
                         wt[p + 1] = ((word << 16) >> 24) * sc;
@@ -488,7 +500,7 @@ public final class FusedGemmKernels {
                     for (int bb = 0; bb < ITEM_BATCH; bb++) {
                         int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
                         for (int kk = 0; kk < kt; kk++) {
-                            xs[o + kk] = x.get(xo + kk);
+                            xs[o + kk] = xn.get(xo + kk);
                         }
                     }
                     for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
@@ -514,7 +526,7 @@ public final class FusedGemmKernels {
             for (int e = 0; e < live * n * ITEM_ROWS; e++) {
                 int b = e / ITEM_ROWS, r = r0 + e - b * ITEM_ROWS;
                 if (r < mRows) {
-                    float t = acc[e];
+                    float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + rowBase + r);
                     if (m == 0) {
                         q.set(b * qRows + r, t);
                     } else if (m == 1) {
@@ -527,6 +539,7 @@ public final class FusedGemmKernels {
         } else if (g < tq + 2 * tk) {
             int m = g < tq ? 0 : g < tq + tk ? 1 : 2;
             int row0 = (m == 0 ? g : m == 1 ? g - tq : g - tq - tk) * TILE_ROWS, mRows = m == 0 ? qRows : kvRows;
+            int rowBase = m == 0 ? 0 : m == 1 ? qRows : qRows + kvRows;
             for (int c0 = 0; c0 < n; c0 += CHUNK) {
                 int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
                 for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
@@ -536,14 +549,14 @@ public final class FusedGemmKernels {
                     for (int e = lid; e < TILE_ROWS * TILE_DEPTH; e += wg) {
                         int r = e / TILE_DEPTH;
                         int kk = e - r * TILE_DEPTH;
-                        int i = (row0 + r) * cols + k0 + kk;
+                        int i = (rowBase + row0 + r) * cols + k0 + kk;
                         boolean in = row0 + r < mRows && k0 + kk < cols;
-                        wt[kk * WT_STRIDE + r] = in ? m == 0 ? GemmKernels.q8(w, s, i) : m == 1 ? GemmKernels.q8(wk, sk, i) : GemmKernels.q8(wv, sv, i) : 0f;
+                        wt[kk * WT_STRIDE + r] = in ? GemmKernels.q8(w, s, i) : 0f;
                     }
                     for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
                         int b = e / TILE_DEPTH;
                         int kk = e - b * TILE_DEPTH;
-                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                        xs[e] = k0 + kk < cols ? xn.get((c0 + b) * cols + k0 + kk) : 0f;
                     }
                     ctx.localBarrier();
                     {
@@ -562,7 +575,7 @@ public final class FusedGemmKernels {
                     int b = e / TILE_ROWS;
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
-                        float t = acc[e];
+                        float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + rowBase + row0 + r);
                         if (m == 0) {
                             q.set((c0 + b) * qRows + row0 + r, t);
                         } else if (m == 1) {
@@ -576,8 +589,8 @@ public final class FusedGemmKernels {
             }
         }
     }
-    public static void qkvQ4(KernelContext ctx, IntArray w, FloatArray s, IntArray wk, FloatArray sk, IntArray wv, FloatArray sv, FloatArray x,
-                              FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols) {
+    public static void qkvQ4(KernelContext ctx, IntArray w, FloatArray s, FloatArray x, FloatArray xn, FloatArray vec,
+                              FloatArray q, FloatArray k, FloatArray v, IntArray meta, int qRows, int kvRows, int cols, int normOff, int biasOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
@@ -585,25 +598,27 @@ public final class FusedGemmKernels {
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         int tq = tiles(qRows), tk = tiles(kvRows);
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes, total = qRows + 2 * kvRows;
             for (int b = 0; b < n; b++) {
                 int xo = b * cols;
-                float p = 0f;
-                if (g < qRows) {
-                    p = MatVecKernels.partialQ4(w, s, x, xo, g, cols, lid, wg);
-                } else if (g < qRows + kvRows) {
-                    p = MatVecKernels.partialQ4(wk, sk, x, xo, g - qRows, cols, lid, wg);
-                } else if (g < qRows + 2 * kvRows) {
-                    p = MatVecKernels.partialQ4(wv, sv, x, xo, g - qRows - kvRows, cols, lid, wg);
+                float scale = 0f;
+                if (normOff >= 0) {
+                    float ss = KernelSupport.reduceSum(ctx, red, LaneProducts.sumSquares(x, xo, cols, lid, wg));
+                    scale = 1.0f / TornadoMath.sqrt(ss / cols + vec.get(normOff + cols));
                 }
-                float t = KernelSupport.reduceSum(ctx, red, p);
-                if (lid == 0) {
-                    storeQkv(q, k, v, b, g, t, qRows, kvRows);
+                float p = 0f;
+                if (row < total) {
+                    p = normOff >= 0 ? LaneProducts.dotQ4Norm(w, s, x, xo, vec, normOff, scale, row, cols, t, lanes) : LaneProducts.dotQ4(w, s, xn, xo, row, cols, t, lanes);
+                }
+                float sum = KernelSupport.reduceSegments(ctx, red, p, lanes);
+                if (t == 0 && row < total) {
+                    storeQkv(q, k, v, b, row, biasOff < 0 ? sum : sum + vec.get(biasOff + row), qRows, kvRows);
                 }
             }
         } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
-            // item tiles (CPU devices): the group's first work-item alone, see the class comment
-            int iq = (qRows + ITEM_ROWS - 1) / ITEM_ROWS, ik = (kvRows + ITEM_ROWS - 1) / ITEM_ROWS;
-            int m = g < iq ? 0 : g < iq + ik ? 1 : 2, mRows = m == 0 ? qRows : kvRows;
+            // item tiles (CPU devices): the group's first work-item alone, see GemmKernels' class comment
+            int iq = itemGroups(qRows), ik = itemGroups(kvRows);
+            int m = g < iq ? 0 : g < iq + ik ? 1 : 2, mRows = m == 0 ? qRows : kvRows, rowBase = m == 0 ? 0 : m == 1 ? qRows : qRows + kvRows;
             int r0 = (m == 0 ? g : m == 1 ? g - iq : g - iq - ik) * ITEM_ROWS, live = lid == 0 && g < iq + 2 * ik ? 1 : 0;
             for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
                 acc[e] = 0f;
@@ -612,10 +627,10 @@ public final class FusedGemmKernels {
                 int kt = live * (cols - k0 < ITEM_DEPTH ? cols - k0 : ITEM_DEPTH);
                 // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
                 for (int j = 0; j < ITEM_ROWS; j++) {
-                    int base = (r0 + j < mRows ? r0 + j : mRows - 1) * cols + k0, o = j * ITEM_DEPTH;
+                    int base = (rowBase + (r0 + j < mRows ? r0 + j : mRows - 1)) * cols + k0, o = j * ITEM_DEPTH;
                     for (int kk = 0; kk < kt; kk++) {
                         int i = base + kk;
-                        wt[o + kk] = m == 0 ? GemmKernels.q4(w, s, i) : m == 1 ? GemmKernels.q4(wk, sk, i) : GemmKernels.q4(wv, sv, i);
+                        wt[o + kk] = GemmKernels.q4(w, s, i);
                     }
                 }
                 // multiply: every chunk of ITEM_BATCH activation rows, staged in xs (rows past n repeat row n - 1; their sums are never stored),
@@ -624,7 +639,7 @@ public final class FusedGemmKernels {
                     for (int bb = 0; bb < ITEM_BATCH; bb++) {
                         int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
                         for (int kk = 0; kk < kt; kk++) {
-                            xs[o + kk] = x.get(xo + kk);
+                            xs[o + kk] = xn.get(xo + kk);
                         }
                     }
                     for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
@@ -650,7 +665,7 @@ public final class FusedGemmKernels {
             for (int e = 0; e < live * n * ITEM_ROWS; e++) {
                 int b = e / ITEM_ROWS, r = r0 + e - b * ITEM_ROWS;
                 if (r < mRows) {
-                    float t = acc[e];
+                    float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + rowBase + r);
                     if (m == 0) {
                         q.set(b * qRows + r, t);
                     } else if (m == 1) {
@@ -663,6 +678,7 @@ public final class FusedGemmKernels {
         } else if (g < tq + 2 * tk) {
             int m = g < tq ? 0 : g < tq + tk ? 1 : 2;
             int row0 = (m == 0 ? g : m == 1 ? g - tq : g - tq - tk) * TILE_ROWS, mRows = m == 0 ? qRows : kvRows;
+            int rowBase = m == 0 ? 0 : m == 1 ? qRows : qRows + kvRows;
             for (int c0 = 0; c0 < n; c0 += CHUNK) {
                 int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
                 for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
@@ -672,14 +688,14 @@ public final class FusedGemmKernels {
                     for (int e = lid; e < TILE_ROWS * TILE_DEPTH; e += wg) {
                         int r = e / TILE_DEPTH;
                         int kk = e - r * TILE_DEPTH;
-                        int i = (row0 + r) * cols + k0 + kk;
+                        int i = (rowBase + row0 + r) * cols + k0 + kk;
                         boolean in = row0 + r < mRows && k0 + kk < cols;
-                        wt[kk * WT_STRIDE + r] = in ? m == 0 ? GemmKernels.q4(w, s, i) : m == 1 ? GemmKernels.q4(wk, sk, i) : GemmKernels.q4(wv, sv, i) : 0f;
+                        wt[kk * WT_STRIDE + r] = in ? GemmKernels.q4(w, s, i) : 0f;
                     }
                     for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
                         int b = e / TILE_DEPTH;
                         int kk = e - b * TILE_DEPTH;
-                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                        xs[e] = k0 + kk < cols ? xn.get((c0 + b) * cols + k0 + kk) : 0f;
                     }
                     ctx.localBarrier();
                     {
@@ -698,7 +714,7 @@ public final class FusedGemmKernels {
                     int b = e / TILE_ROWS;
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
-                        float t = acc[e];
+                        float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + rowBase + row0 + r);
                         if (m == 0) {
                             q.set((c0 + b) * qRows + row0 + r, t);
                         } else if (m == 1) {
@@ -712,7 +728,8 @@ public final class FusedGemmKernels {
             }
         }
     }
-    public static void swigluF32(KernelContext ctx, FloatArray w, FloatArray wu, FloatArray x, FloatArray h, IntArray meta, int rows, int cols) {
+    public static void swigluF32(KernelContext ctx, FloatArray w, FloatArray x, FloatArray xn, FloatArray vec, FloatArray h, IntArray meta,
+                              int rows, int cols, int normOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
@@ -721,15 +738,27 @@ public final class FusedGemmKernels {
         float[] acc2 = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes;
             for (int b = 0; b < n; b++) {
-                float a = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF32(w, x, b * cols, g, cols, lid, wg) : 0f);
-                float u = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF32(wu, x, b * cols, g, cols, lid, wg) : 0f);
-                if (lid == 0 && g < rows) {
-                    h.set(b * rows + g, MatVecKernels.silu(a) * u);
+                int xo = b * cols;
+                float scale = 0f;
+                if (normOff >= 0) {
+                    float ss = KernelSupport.reduceSum(ctx, red, LaneProducts.sumSquares(x, xo, cols, lid, wg));
+                    scale = 1.0f / TornadoMath.sqrt(ss / cols + vec.get(normOff + cols));
+                }
+                float pg = 0f, pu = 0f;
+                if (row < rows) {
+                    pg = normOff >= 0 ? LaneProducts.dotF32Norm(w, x, xo, vec, normOff, scale, row, cols, t, lanes) : LaneProducts.dotF32(w, xn, xo, row, cols, t, lanes);
+                    pu = normOff >= 0 ? LaneProducts.dotF32Norm(w, x, xo, vec, normOff, scale, row + rows, cols, t, lanes) : LaneProducts.dotF32(w, xn, xo, row + rows, cols, t, lanes);
+                }
+                float a = KernelSupport.reduceSegments(ctx, red, pg, lanes);
+                float u = KernelSupport.reduceSegments(ctx, red, pu, lanes);
+                if (t == 0 && row < rows) {
+                    h.set(b * rows + row, KernelSupport.silu(a) * u);
                 }
             }
         } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
-            // item tiles (CPU devices): the group's first work-item alone, see the class comment
+            // item tiles (CPU devices): the group's first work-item alone, see GemmKernels' class comment
             int r0 = g * (ITEM_ROWS / 2), live = lid == 0 && r0 < rows ? 1 : 0;
             for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
                 acc[e] = 0f;
@@ -739,10 +768,10 @@ public final class FusedGemmKernels {
                 // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
                 for (int j = 0; j < ITEM_ROWS; j++) {
                     int jj = j < ITEM_ROWS / 2 ? j : j - ITEM_ROWS / 2;
-                    int base = (r0 + jj < rows ? r0 + jj : rows - 1) * cols + k0, o = j * ITEM_DEPTH;
+                    int base = ((j < ITEM_ROWS / 2 ? 0 : rows) + (r0 + jj < rows ? r0 + jj : rows - 1)) * cols + k0, o = j * ITEM_DEPTH;
                     for (int kk = 0; kk < kt; kk++) {
                         int i = base + kk;
-                        wt[o + kk] = j < ITEM_ROWS / 2 ? w.get(i) : wu.get(i);
+                        wt[o + kk] = w.get(i);
                     }
                 }
                 // multiply: every chunk of ITEM_BATCH activation rows, staged in xs (rows past n repeat row n - 1; their sums are never stored),
@@ -751,7 +780,7 @@ public final class FusedGemmKernels {
                     for (int bb = 0; bb < ITEM_BATCH; bb++) {
                         int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
                         for (int kk = 0; kk < kt; kk++) {
-                            xs[o + kk] = x.get(xo + kk);
+                            xs[o + kk] = xn.get(xo + kk);
                         }
                     }
                     for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
@@ -777,11 +806,11 @@ public final class FusedGemmKernels {
             for (int e = 0; e < live * n * (ITEM_ROWS / 2); e++) {
                 int b = e / (ITEM_ROWS / 2), jj = e - b * (ITEM_ROWS / 2), r = r0 + jj;
                 if (r < rows) {
-                    h.set(b * rows + r, MatVecKernels.silu(acc[b * ITEM_ROWS + jj]) * acc[b * ITEM_ROWS + jj + ITEM_ROWS / 2]);
+                    h.set(b * rows + r, KernelSupport.silu(acc[b * ITEM_ROWS + jj]) * acc[b * ITEM_ROWS + jj + ITEM_ROWS / 2]);
                 }
             }
         } else if (g * TILE_ROWS < rows) {
-            int row0 = g * TILE_ROWS, mRows = rows;
+            int row0 = g * TILE_ROWS, mRows = rows, up = rows * cols;
             for (int c0 = 0; c0 < n; c0 += CHUNK) {
                 int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
                 for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
@@ -795,12 +824,12 @@ public final class FusedGemmKernels {
                         int i = (row0 + r) * cols + k0 + kk;
                         boolean in = row0 + r < mRows && k0 + kk < cols;
                         wt[kk * WT_STRIDE + r] = in ? w.get(i) : 0f;
-                        wt2[kk * WT_STRIDE + r] = in ? wu.get(i) : 0f;
+                        wt2[kk * WT_STRIDE + r] = in ? w.get(i + up) : 0f;
                     }
                     for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
                         int b = e / TILE_DEPTH;
                         int kk = e - b * TILE_DEPTH;
-                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                        xs[e] = k0 + kk < cols ? xn.get((c0 + b) * cols + k0 + kk) : 0f;
                     }
                     ctx.localBarrier();
                     {
@@ -822,14 +851,15 @@ public final class FusedGemmKernels {
                     int b = e / TILE_ROWS;
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
-                        h.set((c0 + b) * rows + row0 + r, MatVecKernels.silu(acc[e]) * acc2[e]);
+                        h.set((c0 + b) * rows + row0 + r, KernelSupport.silu(acc[e]) * acc2[e]);
                     }
                 }
                 ctx.localBarrier();
             }
         }
     }
-    public static void swigluF16(KernelContext ctx, HalfFloatArray w, HalfFloatArray wu, FloatArray x, FloatArray h, IntArray meta, int rows, int cols) {
+    public static void swigluF16(KernelContext ctx, HalfFloatArray w, FloatArray x, FloatArray xn, FloatArray vec, FloatArray h, IntArray meta,
+                              int rows, int cols, int normOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
@@ -838,15 +868,27 @@ public final class FusedGemmKernels {
         float[] acc2 = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes;
             for (int b = 0; b < n; b++) {
-                float a = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF16(w, x, b * cols, g, cols, lid, wg) : 0f);
-                float u = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF16(wu, x, b * cols, g, cols, lid, wg) : 0f);
-                if (lid == 0 && g < rows) {
-                    h.set(b * rows + g, MatVecKernels.silu(a) * u);
+                int xo = b * cols;
+                float scale = 0f;
+                if (normOff >= 0) {
+                    float ss = KernelSupport.reduceSum(ctx, red, LaneProducts.sumSquares(x, xo, cols, lid, wg));
+                    scale = 1.0f / TornadoMath.sqrt(ss / cols + vec.get(normOff + cols));
+                }
+                float pg = 0f, pu = 0f;
+                if (row < rows) {
+                    pg = normOff >= 0 ? LaneProducts.dotF16Norm(w, x, xo, vec, normOff, scale, row, cols, t, lanes) : LaneProducts.dotF16(w, xn, xo, row, cols, t, lanes);
+                    pu = normOff >= 0 ? LaneProducts.dotF16Norm(w, x, xo, vec, normOff, scale, row + rows, cols, t, lanes) : LaneProducts.dotF16(w, xn, xo, row + rows, cols, t, lanes);
+                }
+                float a = KernelSupport.reduceSegments(ctx, red, pg, lanes);
+                float u = KernelSupport.reduceSegments(ctx, red, pu, lanes);
+                if (t == 0 && row < rows) {
+                    h.set(b * rows + row, KernelSupport.silu(a) * u);
                 }
             }
         } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
-            // item tiles (CPU devices): the group's first work-item alone, see the class comment
+            // item tiles (CPU devices): the group's first work-item alone, see GemmKernels' class comment
             int r0 = g * (ITEM_ROWS / 2), live = lid == 0 && r0 < rows ? 1 : 0;
             for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
                 acc[e] = 0f;
@@ -856,10 +898,10 @@ public final class FusedGemmKernels {
                 // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
                 for (int j = 0; j < ITEM_ROWS; j++) {
                     int jj = j < ITEM_ROWS / 2 ? j : j - ITEM_ROWS / 2;
-                    int base = (r0 + jj < rows ? r0 + jj : rows - 1) * cols + k0, o = j * ITEM_DEPTH;
+                    int base = ((j < ITEM_ROWS / 2 ? 0 : rows) + (r0 + jj < rows ? r0 + jj : rows - 1)) * cols + k0, o = j * ITEM_DEPTH;
                     for (int kk = 0; kk < kt; kk++) {
                         int i = base + kk;
-                        wt[o + kk] = j < ITEM_ROWS / 2 ? w.get(i).getFloat32() : wu.get(i).getFloat32();
+                        wt[o + kk] = w.get(i).getFloat32();
                     }
                 }
                 // multiply: every chunk of ITEM_BATCH activation rows, staged in xs (rows past n repeat row n - 1; their sums are never stored),
@@ -868,7 +910,7 @@ public final class FusedGemmKernels {
                     for (int bb = 0; bb < ITEM_BATCH; bb++) {
                         int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
                         for (int kk = 0; kk < kt; kk++) {
-                            xs[o + kk] = x.get(xo + kk);
+                            xs[o + kk] = xn.get(xo + kk);
                         }
                     }
                     for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
@@ -894,11 +936,11 @@ public final class FusedGemmKernels {
             for (int e = 0; e < live * n * (ITEM_ROWS / 2); e++) {
                 int b = e / (ITEM_ROWS / 2), jj = e - b * (ITEM_ROWS / 2), r = r0 + jj;
                 if (r < rows) {
-                    h.set(b * rows + r, MatVecKernels.silu(acc[b * ITEM_ROWS + jj]) * acc[b * ITEM_ROWS + jj + ITEM_ROWS / 2]);
+                    h.set(b * rows + r, KernelSupport.silu(acc[b * ITEM_ROWS + jj]) * acc[b * ITEM_ROWS + jj + ITEM_ROWS / 2]);
                 }
             }
         } else if (g * TILE_ROWS < rows) {
-            int row0 = g * TILE_ROWS, mRows = rows;
+            int row0 = g * TILE_ROWS, mRows = rows, up = rows * cols;
             for (int c0 = 0; c0 < n; c0 += CHUNK) {
                 int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
                 for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
@@ -912,12 +954,12 @@ public final class FusedGemmKernels {
                         int i = (row0 + r) * cols + k0 + kk;
                         boolean in = row0 + r < mRows && k0 + kk < cols;
                         wt[kk * WT_STRIDE + r] = in ? w.get(i).getFloat32() : 0f;
-                        wt2[kk * WT_STRIDE + r] = in ? wu.get(i).getFloat32() : 0f;
+                        wt2[kk * WT_STRIDE + r] = in ? w.get(i + up).getFloat32() : 0f;
                     }
                     for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
                         int b = e / TILE_DEPTH;
                         int kk = e - b * TILE_DEPTH;
-                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                        xs[e] = k0 + kk < cols ? xn.get((c0 + b) * cols + k0 + kk) : 0f;
                     }
                     ctx.localBarrier();
                     {
@@ -939,14 +981,15 @@ public final class FusedGemmKernels {
                     int b = e / TILE_ROWS;
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
-                        h.set((c0 + b) * rows + row0 + r, MatVecKernels.silu(acc[e]) * acc2[e]);
+                        h.set((c0 + b) * rows + row0 + r, KernelSupport.silu(acc[e]) * acc2[e]);
                     }
                 }
                 ctx.localBarrier();
             }
         }
     }
-    public static void swigluF16Bits(KernelContext ctx, ShortArray w, ShortArray wu, FloatArray pow2, FloatArray x, FloatArray h, IntArray meta, int rows, int cols) {
+    public static void swigluF16Bits(KernelContext ctx, ShortArray w, FloatArray pow2, FloatArray x, FloatArray xn, FloatArray vec, FloatArray h, IntArray meta,
+                              int rows, int cols, int normOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
@@ -955,15 +998,27 @@ public final class FusedGemmKernels {
         float[] acc2 = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes;
             for (int b = 0; b < n; b++) {
-                float a = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF16Bits(w, pow2, x, b * cols, g, cols, lid, wg) : 0f);
-                float u = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF16Bits(wu, pow2, x, b * cols, g, cols, lid, wg) : 0f);
-                if (lid == 0 && g < rows) {
-                    h.set(b * rows + g, MatVecKernels.silu(a) * u);
+                int xo = b * cols;
+                float scale = 0f;
+                if (normOff >= 0) {
+                    float ss = KernelSupport.reduceSum(ctx, red, LaneProducts.sumSquares(x, xo, cols, lid, wg));
+                    scale = 1.0f / TornadoMath.sqrt(ss / cols + vec.get(normOff + cols));
+                }
+                float pg = 0f, pu = 0f;
+                if (row < rows) {
+                    pg = normOff >= 0 ? LaneProducts.dotF16BitsNorm(w, pow2, x, xo, vec, normOff, scale, row, cols, t, lanes) : LaneProducts.dotF16Bits(w, pow2, xn, xo, row, cols, t, lanes);
+                    pu = normOff >= 0 ? LaneProducts.dotF16BitsNorm(w, pow2, x, xo, vec, normOff, scale, row + rows, cols, t, lanes) : LaneProducts.dotF16Bits(w, pow2, xn, xo, row + rows, cols, t, lanes);
+                }
+                float a = KernelSupport.reduceSegments(ctx, red, pg, lanes);
+                float u = KernelSupport.reduceSegments(ctx, red, pu, lanes);
+                if (t == 0 && row < rows) {
+                    h.set(b * rows + row, KernelSupport.silu(a) * u);
                 }
             }
         } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
-            // item tiles (CPU devices): the group's first work-item alone, see the class comment
+            // item tiles (CPU devices): the group's first work-item alone, see GemmKernels' class comment
             int r0 = g * (ITEM_ROWS / 2), live = lid == 0 && r0 < rows ? 1 : 0;
             for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
                 acc[e] = 0f;
@@ -973,10 +1028,10 @@ public final class FusedGemmKernels {
                 // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
                 for (int j = 0; j < ITEM_ROWS; j++) {
                     int jj = j < ITEM_ROWS / 2 ? j : j - ITEM_ROWS / 2;
-                    int base = (r0 + jj < rows ? r0 + jj : rows - 1) * cols + k0, o = j * ITEM_DEPTH;
+                    int base = ((j < ITEM_ROWS / 2 ? 0 : rows) + (r0 + jj < rows ? r0 + jj : rows - 1)) * cols + k0, o = j * ITEM_DEPTH;
                     for (int kk = 0; kk < kt; kk++) {
                         int i = base + kk;
-                        wt[o + kk] = j < ITEM_ROWS / 2 ? KernelSupport.halfToFloat(w.get(i), pow2) : KernelSupport.halfToFloat(wu.get(i), pow2);
+                        wt[o + kk] = KernelSupport.halfToFloat(w.get(i), pow2);
                     }
                 }
                 // multiply: every chunk of ITEM_BATCH activation rows, staged in xs (rows past n repeat row n - 1; their sums are never stored),
@@ -985,7 +1040,7 @@ public final class FusedGemmKernels {
                     for (int bb = 0; bb < ITEM_BATCH; bb++) {
                         int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
                         for (int kk = 0; kk < kt; kk++) {
-                            xs[o + kk] = x.get(xo + kk);
+                            xs[o + kk] = xn.get(xo + kk);
                         }
                     }
                     for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
@@ -1011,11 +1066,11 @@ public final class FusedGemmKernels {
             for (int e = 0; e < live * n * (ITEM_ROWS / 2); e++) {
                 int b = e / (ITEM_ROWS / 2), jj = e - b * (ITEM_ROWS / 2), r = r0 + jj;
                 if (r < rows) {
-                    h.set(b * rows + r, MatVecKernels.silu(acc[b * ITEM_ROWS + jj]) * acc[b * ITEM_ROWS + jj + ITEM_ROWS / 2]);
+                    h.set(b * rows + r, KernelSupport.silu(acc[b * ITEM_ROWS + jj]) * acc[b * ITEM_ROWS + jj + ITEM_ROWS / 2]);
                 }
             }
         } else if (g * TILE_ROWS < rows) {
-            int row0 = g * TILE_ROWS, mRows = rows;
+            int row0 = g * TILE_ROWS, mRows = rows, up = rows * cols;
             for (int c0 = 0; c0 < n; c0 += CHUNK) {
                 int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
                 for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
@@ -1029,12 +1084,12 @@ public final class FusedGemmKernels {
                         int i = (row0 + r) * cols + k0 + kk;
                         boolean in = row0 + r < mRows && k0 + kk < cols;
                         wt[kk * WT_STRIDE + r] = in ? KernelSupport.halfToFloat(w.get(i), pow2) : 0f;
-                        wt2[kk * WT_STRIDE + r] = in ? KernelSupport.halfToFloat(wu.get(i), pow2) : 0f;
+                        wt2[kk * WT_STRIDE + r] = in ? KernelSupport.halfToFloat(w.get(i + up), pow2) : 0f;
                     }
                     for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
                         int b = e / TILE_DEPTH;
                         int kk = e - b * TILE_DEPTH;
-                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                        xs[e] = k0 + kk < cols ? xn.get((c0 + b) * cols + k0 + kk) : 0f;
                     }
                     ctx.localBarrier();
                     {
@@ -1056,14 +1111,15 @@ public final class FusedGemmKernels {
                     int b = e / TILE_ROWS;
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
-                        h.set((c0 + b) * rows + row0 + r, MatVecKernels.silu(acc[e]) * acc2[e]);
+                        h.set((c0 + b) * rows + row0 + r, KernelSupport.silu(acc[e]) * acc2[e]);
                     }
                 }
                 ctx.localBarrier();
             }
         }
     }
-    public static void swigluQ8(KernelContext ctx, IntArray w, FloatArray s, IntArray wu, FloatArray su, FloatArray x, FloatArray h, IntArray meta, int rows, int cols) {
+    public static void swigluQ8(KernelContext ctx, IntArray w, FloatArray s, FloatArray x, FloatArray xn, FloatArray vec, FloatArray h, IntArray meta,
+                              int rows, int cols, int normOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
@@ -1072,15 +1128,27 @@ public final class FusedGemmKernels {
         float[] acc2 = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes;
             for (int b = 0; b < n; b++) {
-                float a = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialQ8(w, s, x, b * cols, g, cols, lid, wg) : 0f);
-                float u = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialQ8(wu, su, x, b * cols, g, cols, lid, wg) : 0f);
-                if (lid == 0 && g < rows) {
-                    h.set(b * rows + g, MatVecKernels.silu(a) * u);
+                int xo = b * cols;
+                float scale = 0f;
+                if (normOff >= 0) {
+                    float ss = KernelSupport.reduceSum(ctx, red, LaneProducts.sumSquares(x, xo, cols, lid, wg));
+                    scale = 1.0f / TornadoMath.sqrt(ss / cols + vec.get(normOff + cols));
+                }
+                float pg = 0f, pu = 0f;
+                if (row < rows) {
+                    pg = normOff >= 0 ? LaneProducts.dotQ8Norm(w, s, x, xo, vec, normOff, scale, row, cols, t, lanes) : LaneProducts.dotQ8(w, s, xn, xo, row, cols, t, lanes);
+                    pu = normOff >= 0 ? LaneProducts.dotQ8Norm(w, s, x, xo, vec, normOff, scale, row + rows, cols, t, lanes) : LaneProducts.dotQ8(w, s, xn, xo, row + rows, cols, t, lanes);
+                }
+                float a = KernelSupport.reduceSegments(ctx, red, pg, lanes);
+                float u = KernelSupport.reduceSegments(ctx, red, pu, lanes);
+                if (t == 0 && row < rows) {
+                    h.set(b * rows + row, KernelSupport.silu(a) * u);
                 }
             }
         } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
-            // item tiles (CPU devices): the group's first work-item alone, see the class comment
+            // item tiles (CPU devices): the group's first work-item alone, see GemmKernels' class comment
             int r0 = g * (ITEM_ROWS / 2), live = lid == 0 && r0 < rows ? 1 : 0;
             for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
                 acc[e] = 0f;
@@ -1090,10 +1158,10 @@ public final class FusedGemmKernels {
                 // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
                 for (int j = 0; j < ITEM_ROWS; j++) {
                     int jj = j < ITEM_ROWS / 2 ? j : j - ITEM_ROWS / 2;
-                    int wb = ((r0 + jj < rows ? r0 + jj : rows - 1) * cols + k0) >> 2, o = j * ITEM_DEPTH;
+                    int wb = (((j < ITEM_ROWS / 2 ? 0 : rows) + (r0 + jj < rows ? r0 + jj : rows - 1)) * cols + k0) >> 2, o = j * ITEM_DEPTH;
                     for (int kw = 0; kw < kt >> 2; kw++) {
-                        int word = j < ITEM_ROWS / 2 ? w.get(wb + kw) : wu.get(wb + kw);
-                        float sc = j < ITEM_ROWS / 2 ? s.get((wb + kw) >> 3) : su.get((wb + kw) >> 3);
+                        int word = w.get(wb + kw);
+                        float sc = s.get((wb + kw) >> 3);
                         int p = o + (kw << 2);
                         wt[p] = ((word << 24) >> 24) * sc;
                         wt[p + 1] = ((word << 16) >> 24) * sc;
@@ -1107,7 +1175,7 @@ public final class FusedGemmKernels {
                     for (int bb = 0; bb < ITEM_BATCH; bb++) {
                         int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
                         for (int kk = 0; kk < kt; kk++) {
-                            xs[o + kk] = x.get(xo + kk);
+                            xs[o + kk] = xn.get(xo + kk);
                         }
                     }
                     for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
@@ -1133,11 +1201,11 @@ public final class FusedGemmKernels {
             for (int e = 0; e < live * n * (ITEM_ROWS / 2); e++) {
                 int b = e / (ITEM_ROWS / 2), jj = e - b * (ITEM_ROWS / 2), r = r0 + jj;
                 if (r < rows) {
-                    h.set(b * rows + r, MatVecKernels.silu(acc[b * ITEM_ROWS + jj]) * acc[b * ITEM_ROWS + jj + ITEM_ROWS / 2]);
+                    h.set(b * rows + r, KernelSupport.silu(acc[b * ITEM_ROWS + jj]) * acc[b * ITEM_ROWS + jj + ITEM_ROWS / 2]);
                 }
             }
         } else if (g * TILE_ROWS < rows) {
-            int row0 = g * TILE_ROWS, mRows = rows;
+            int row0 = g * TILE_ROWS, mRows = rows, up = rows * cols;
             for (int c0 = 0; c0 < n; c0 += CHUNK) {
                 int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
                 for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
@@ -1151,12 +1219,12 @@ public final class FusedGemmKernels {
                         int i = (row0 + r) * cols + k0 + kk;
                         boolean in = row0 + r < mRows && k0 + kk < cols;
                         wt[kk * WT_STRIDE + r] = in ? GemmKernels.q8(w, s, i) : 0f;
-                        wt2[kk * WT_STRIDE + r] = in ? GemmKernels.q8(wu, su, i) : 0f;
+                        wt2[kk * WT_STRIDE + r] = in ? GemmKernels.q8(w, s, i + up) : 0f;
                     }
                     for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
                         int b = e / TILE_DEPTH;
                         int kk = e - b * TILE_DEPTH;
-                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                        xs[e] = k0 + kk < cols ? xn.get((c0 + b) * cols + k0 + kk) : 0f;
                     }
                     ctx.localBarrier();
                     {
@@ -1178,14 +1246,15 @@ public final class FusedGemmKernels {
                     int b = e / TILE_ROWS;
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
-                        h.set((c0 + b) * rows + row0 + r, MatVecKernels.silu(acc[e]) * acc2[e]);
+                        h.set((c0 + b) * rows + row0 + r, KernelSupport.silu(acc[e]) * acc2[e]);
                     }
                 }
                 ctx.localBarrier();
             }
         }
     }
-    public static void swigluQ4(KernelContext ctx, IntArray w, FloatArray s, IntArray wu, FloatArray su, FloatArray x, FloatArray h, IntArray meta, int rows, int cols) {
+    public static void swigluQ4(KernelContext ctx, IntArray w, FloatArray s, FloatArray x, FloatArray xn, FloatArray vec, FloatArray h, IntArray meta,
+                              int rows, int cols, int normOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
@@ -1194,15 +1263,27 @@ public final class FusedGemmKernels {
         float[] acc2 = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(BatchLayout.ROWS), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes;
             for (int b = 0; b < n; b++) {
-                float a = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialQ4(w, s, x, b * cols, g, cols, lid, wg) : 0f);
-                float u = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialQ4(wu, su, x, b * cols, g, cols, lid, wg) : 0f);
-                if (lid == 0 && g < rows) {
-                    h.set(b * rows + g, MatVecKernels.silu(a) * u);
+                int xo = b * cols;
+                float scale = 0f;
+                if (normOff >= 0) {
+                    float ss = KernelSupport.reduceSum(ctx, red, LaneProducts.sumSquares(x, xo, cols, lid, wg));
+                    scale = 1.0f / TornadoMath.sqrt(ss / cols + vec.get(normOff + cols));
+                }
+                float pg = 0f, pu = 0f;
+                if (row < rows) {
+                    pg = normOff >= 0 ? LaneProducts.dotQ4Norm(w, s, x, xo, vec, normOff, scale, row, cols, t, lanes) : LaneProducts.dotQ4(w, s, xn, xo, row, cols, t, lanes);
+                    pu = normOff >= 0 ? LaneProducts.dotQ4Norm(w, s, x, xo, vec, normOff, scale, row + rows, cols, t, lanes) : LaneProducts.dotQ4(w, s, xn, xo, row + rows, cols, t, lanes);
+                }
+                float a = KernelSupport.reduceSegments(ctx, red, pg, lanes);
+                float u = KernelSupport.reduceSegments(ctx, red, pu, lanes);
+                if (t == 0 && row < rows) {
+                    h.set(b * rows + row, KernelSupport.silu(a) * u);
                 }
             }
         } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
-            // item tiles (CPU devices): the group's first work-item alone, see the class comment
+            // item tiles (CPU devices): the group's first work-item alone, see GemmKernels' class comment
             int r0 = g * (ITEM_ROWS / 2), live = lid == 0 && r0 < rows ? 1 : 0;
             for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
                 acc[e] = 0f;
@@ -1212,10 +1293,10 @@ public final class FusedGemmKernels {
                 // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
                 for (int j = 0; j < ITEM_ROWS; j++) {
                     int jj = j < ITEM_ROWS / 2 ? j : j - ITEM_ROWS / 2;
-                    int base = (r0 + jj < rows ? r0 + jj : rows - 1) * cols + k0, o = j * ITEM_DEPTH;
+                    int base = ((j < ITEM_ROWS / 2 ? 0 : rows) + (r0 + jj < rows ? r0 + jj : rows - 1)) * cols + k0, o = j * ITEM_DEPTH;
                     for (int kk = 0; kk < kt; kk++) {
                         int i = base + kk;
-                        wt[o + kk] = j < ITEM_ROWS / 2 ? GemmKernels.q4(w, s, i) : GemmKernels.q4(wu, su, i);
+                        wt[o + kk] = GemmKernels.q4(w, s, i);
                     }
                 }
                 // multiply: every chunk of ITEM_BATCH activation rows, staged in xs (rows past n repeat row n - 1; their sums are never stored),
@@ -1224,7 +1305,7 @@ public final class FusedGemmKernels {
                     for (int bb = 0; bb < ITEM_BATCH; bb++) {
                         int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
                         for (int kk = 0; kk < kt; kk++) {
-                            xs[o + kk] = x.get(xo + kk);
+                            xs[o + kk] = xn.get(xo + kk);
                         }
                     }
                     for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
@@ -1250,11 +1331,11 @@ public final class FusedGemmKernels {
             for (int e = 0; e < live * n * (ITEM_ROWS / 2); e++) {
                 int b = e / (ITEM_ROWS / 2), jj = e - b * (ITEM_ROWS / 2), r = r0 + jj;
                 if (r < rows) {
-                    h.set(b * rows + r, MatVecKernels.silu(acc[b * ITEM_ROWS + jj]) * acc[b * ITEM_ROWS + jj + ITEM_ROWS / 2]);
+                    h.set(b * rows + r, KernelSupport.silu(acc[b * ITEM_ROWS + jj]) * acc[b * ITEM_ROWS + jj + ITEM_ROWS / 2]);
                 }
             }
         } else if (g * TILE_ROWS < rows) {
-            int row0 = g * TILE_ROWS, mRows = rows;
+            int row0 = g * TILE_ROWS, mRows = rows, up = rows * cols;
             for (int c0 = 0; c0 < n; c0 += CHUNK) {
                 int nc = n - c0 < CHUNK ? n - c0 : CHUNK;
                 for (int e = lid; e < CHUNK * TILE_ROWS; e += wg) {
@@ -1268,12 +1349,12 @@ public final class FusedGemmKernels {
                         int i = (row0 + r) * cols + k0 + kk;
                         boolean in = row0 + r < mRows && k0 + kk < cols;
                         wt[kk * WT_STRIDE + r] = in ? GemmKernels.q4(w, s, i) : 0f;
-                        wt2[kk * WT_STRIDE + r] = in ? GemmKernels.q4(wu, su, i) : 0f;
+                        wt2[kk * WT_STRIDE + r] = in ? GemmKernels.q4(w, s, i + up) : 0f;
                     }
                     for (int e = lid; e < nc * TILE_DEPTH; e += wg) {
                         int b = e / TILE_DEPTH;
                         int kk = e - b * TILE_DEPTH;
-                        xs[e] = k0 + kk < cols ? x.get((c0 + b) * cols + k0 + kk) : 0f;
+                        xs[e] = k0 + kk < cols ? xn.get((c0 + b) * cols + k0 + kk) : 0f;
                     }
                     ctx.localBarrier();
                     {
@@ -1295,7 +1376,7 @@ public final class FusedGemmKernels {
                     int b = e / TILE_ROWS;
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
-                        h.set((c0 + b) * rows + row0 + r, MatVecKernels.silu(acc[e]) * acc2[e]);
+                        h.set((c0 + b) * rows + row0 + r, KernelSupport.silu(acc[e]) * acc2[e]);
                     }
                 }
                 ctx.localBarrier();

@@ -21,28 +21,30 @@ import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
  * columns in increasing order whatever n and whichever other rows share the batch: the results are batch invariant.
  *
  * <p>That is the {@link BatchLayout#TILES_GROUPS} variant, for GPUs. On CPU OpenCL devices ({@link BatchLayout#TILES_ITEMS},
- * chosen when the graphs are built) a work-group is run as a loop over its work-items, vectorised by the compiler
+ * chosen by the host for the device) a work-group is run as a loop over its work-items, vectorised by the compiler
  * across items (PoCL) or not at all, and local memory is ordinary cached memory; there the fast shape is a CPU
- * micro-kernel per work-item: the first {@link #ITEMS} items of a group each own {@link #ITEM_ROWS} matrix rows; for
- * each slice of {@link #ITEM_DEPTH} columns an item dequantizes its rows once into its own part of {@code wt}
- * (staging), then multiplies the slice with every chunk of {@link #ITEM_BATCH} activation rows, 16 sums in scalar
- * variables over a loop along the columns (contiguous loads of the slice and of the activation rows, which the
- * compiler vectorises), and adds them to its part of {@code acc}. The path has no barrier and its loops' bounds depend
- * on the item, so a work-group compiler that wraps barrier-free regions in work-item loops leaves the items' loops
- * intact (PoCL puts an implicit barrier into innermost loops whose trip count is the same for all items, which turns
- * every accumulator into a per-item array in memory). Measured on PoCL 3.1, 2-core Xeon (AVX-512), 4096 × 1024 Q8_0
- * with 64 batch rows: about 20–25 GMAC/s, against 1.3 for the group tiles. Each output is the sum of its slices in
- * column order, each slice summed by the same compiled loop for every row and batch row, so the results do not depend
- * on n or on the other rows of the batch either.
+ * micro-kernel in one work-item: the first item of each group owns {@link #ITEM_ROWS} matrix rows (SwiGLU: half gate,
+ * half up rows, of {@link #ITEM_ROWS}/2 outputs); for each slice of {@link #ITEM_DEPTH} columns it dequantizes its
+ * rows once into {@code wt} (staging), then multiplies the slice with every chunk of {@link #ITEM_BATCH} activation
+ * rows (staged in {@code xs}), {@link #ITEM_STEP} slice rows at a time: 16 sums in scalar variables over a loop along
+ * the columns (contiguous loads, which the compiler vectorises), added to {@code acc}. The path has no barrier and its
+ * loops' bounds depend on the item, so a work-group compiler that wraps barrier-free regions in work-item loops leaves
+ * the item's loops intact (PoCL puts an implicit barrier into innermost loops whose trip count is the same for all
+ * items, which turns every accumulator into a per-item array in memory). Measured on PoCL 3.1, 2-core Xeon (AVX-512),
+ * 4096 × 1024 Q8_0 with 64 batch rows: about 20–25 GMAC/s, against 1.3 for the group tiles. Each output is the sum of
+ * its slices in column order, each slice summed by the same compiled loop for every row and batch row, so the results
+ * do not depend on n or on the other rows of the batch either. The grid needs {@link #itemGroups} groups for it.
  *
- * <p>With n ≤ {@link #LANE_BATCH} (decode batches) the kernels run, for each batch row in turn, the
- * one-row-per-work-group product of {@link MatVecKernels} (lanes stride over the weight row, tree reduction; the row's
- * weights are re-read from cache for the next batch row): a one-row batch costs what the single-token kernels cost,
- * and every row gets exactly the floats it would get alone. The lane and tiled paths sum in different orders, so a
- * row's result depends on whether its pass has more than LANE_BATCH rows (by float rounding);
+ * <p>With n ≤ {@link #LANE_BATCH} (decode batches) the kernels run the lane products of {@link LaneProducts}: for each
+ * batch row in turn, {@code lanes} work-items ({@link BatchLayout#LANES}; the whole group when 0) share one output row,
+ * striding over its columns, and add their sums in a fixed tree; a group of wg items computes wg / lanes consecutive
+ * rows (the row's weights are re-read from cache for the next batch row). A one-row batch costs one read of the
+ * weights, and every row gets exactly the floats it would get alone. The lane and tiled paths sum in different
+ * orders, so a row's result depends on whether its pass has more than LANE_BATCH rows (by float rounding);
  * {@link BatchLayout#MODE_INVARIANT} sends every batch through the tiled path, making results independent of the
- * batch. The grid is one work-group per output row either way (groups past the last tile exit at once). The
- * work-group size must be a power of two of at least TILE_ROWS (64).
+ * batch. The grid has enough work-groups for both paths ({@link #laneGroups}, {@link #tiles}; groups with nothing to
+ * do exit at once). The work-group size must be a power of two of at least TILE_ROWS (64). Biases (InternLM v1's
+ * attention output) are added to the product before the residual: y += (x·Wᵀ + bias).
  *
  * <p>Local arrays are used in the kernel methods themselves, never handed to helpers (see
  * {@link KernelSupport#REDUCE_LOCAL} for why); so the per-type kernels repeat the same loop structure and differ only
@@ -80,9 +82,34 @@ public final class GemmKernels {
         return n <= LANE_BATCH && meta.get(BatchLayout.MODE) != BatchLayout.MODE_INVARIANT;
     }
 
+    /** Work-items per output row of the lane products: meta's {@link BatchLayout#LANES}, or the whole group. */
+    static int lanesPerRow(IntArray meta, int wg) {
+        int lanes = meta.get(BatchLayout.LANES);
+        return lanes <= 0 || lanes > wg ? wg : lanes;
+    }
+
+    /** Work-groups the lane path needs for {@code rows} output rows with {@code lanes} items per row in groups of {@code wg}. */
+    public static int laneGroups(int rows, int lanes, int wg) {
+        int perGroup = wg / Math.min(lanes, wg);
+        return (rows + perGroup - 1) / perGroup;
+    }
+
     /** Work-groups the batched path uses for a matrix of {@code rows} rows. */
     public static int tiles(int rows) {
         return (rows + TILE_ROWS - 1) / TILE_ROWS;
+    }
+
+    /** Work-groups the item-tiled path uses for {@code rows} matrix rows (ITEM_ROWS per group). */
+    public static int itemGroups(int rows) {
+        return (rows + ITEM_ROWS - 1) / ITEM_ROWS;
+    }
+
+    /**
+     * Work-groups both tiled paths need: {@code outRows} output rows in group tiles, {@code matrixRows} matrix rows in
+     * item tiles (SwiGLU: 2 · outRows, an item's rows being half gate and half up rows).
+     */
+    public static int tiledGroups(int outRows, int matrixRows) {
+        return Math.max(tiles(outRows), itemGroups(matrixRows));
     }
 
     /** Element i (row-major) of a Q8_0 matrix in device layout. */
@@ -103,22 +130,26 @@ public final class GemmKernels {
 
     // ------------------------------------------------------------------ Y = X·Wᵀ (residual != 0: Y += X·Wᵀ); n = meta[count]
 
-    public static void gemmF32(KernelContext ctx, FloatArray w, FloatArray x, FloatArray y, IntArray meta, int count, int rows, int cols, int residual) {
+    public static void gemmF32(KernelContext ctx, FloatArray w, FloatArray x, FloatArray y, FloatArray vec, IntArray meta, int count, int rows, int cols,
+                              int residual, int biasOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
         float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(count), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes;
             for (int b = 0; b < n; b++) {
-                float t = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF32(w, x, b * cols, g, cols, lid, wg) : 0f);
-                if (lid == 0 && g < rows) {
-                    int o = b * rows + g;
-                    y.set(o, residual != 0 ? y.get(o) + t : t);
+                float p = row < rows ? LaneProducts.dotF32(w, x, b * cols, row, cols, t, lanes) : 0f;
+                float sum = KernelSupport.reduceSegments(ctx, red, p, lanes);
+                if (t == 0 && row < rows) {
+                    int o = b * rows + row;
+                    float v = biasOff < 0 ? sum : sum + vec.get(biasOff + row);
+                    y.set(o, residual != 0 ? y.get(o) + v : v);
                 }
             }
         } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
-            // item tiles (CPU devices): the group's first work-item alone, see the class comment
+            // item tiles (CPU devices): the group's first work-item alone, see GemmKernels' class comment
             int r0 = g * ITEM_ROWS, live = lid == 0 && r0 < rows ? 1 : 0;
             for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
                 acc[e] = 0f;
@@ -166,7 +197,7 @@ public final class GemmKernels {
                 int b = e / ITEM_ROWS, r = r0 + e - b * ITEM_ROWS;
                 if (r < rows) {
                     int o = b * rows + r;
-                    float t = acc[e];
+                    float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + r);
                     y.set(o, residual != 0 ? y.get(o) + t : t);
                 }
             }
@@ -208,7 +239,7 @@ public final class GemmKernels {
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
                         int o = (c0 + b) * rows + row0 + r;
-                        float t = acc[e];
+                        float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + row0 + r);
                         y.set(o, residual != 0 ? y.get(o) + t : t);
                     }
                 }
@@ -216,22 +247,26 @@ public final class GemmKernels {
             }
         }
     }
-    public static void gemmF16(KernelContext ctx, HalfFloatArray w, FloatArray x, FloatArray y, IntArray meta, int count, int rows, int cols, int residual) {
+    public static void gemmF16(KernelContext ctx, HalfFloatArray w, FloatArray x, FloatArray y, FloatArray vec, IntArray meta, int count, int rows, int cols,
+                              int residual, int biasOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
         float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(count), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes;
             for (int b = 0; b < n; b++) {
-                float t = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF16(w, x, b * cols, g, cols, lid, wg) : 0f);
-                if (lid == 0 && g < rows) {
-                    int o = b * rows + g;
-                    y.set(o, residual != 0 ? y.get(o) + t : t);
+                float p = row < rows ? LaneProducts.dotF16(w, x, b * cols, row, cols, t, lanes) : 0f;
+                float sum = KernelSupport.reduceSegments(ctx, red, p, lanes);
+                if (t == 0 && row < rows) {
+                    int o = b * rows + row;
+                    float v = biasOff < 0 ? sum : sum + vec.get(biasOff + row);
+                    y.set(o, residual != 0 ? y.get(o) + v : v);
                 }
             }
         } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
-            // item tiles (CPU devices): the group's first work-item alone, see the class comment
+            // item tiles (CPU devices): the group's first work-item alone, see GemmKernels' class comment
             int r0 = g * ITEM_ROWS, live = lid == 0 && r0 < rows ? 1 : 0;
             for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
                 acc[e] = 0f;
@@ -279,7 +314,7 @@ public final class GemmKernels {
                 int b = e / ITEM_ROWS, r = r0 + e - b * ITEM_ROWS;
                 if (r < rows) {
                     int o = b * rows + r;
-                    float t = acc[e];
+                    float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + r);
                     y.set(o, residual != 0 ? y.get(o) + t : t);
                 }
             }
@@ -321,7 +356,7 @@ public final class GemmKernels {
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
                         int o = (c0 + b) * rows + row0 + r;
-                        float t = acc[e];
+                        float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + row0 + r);
                         y.set(o, residual != 0 ? y.get(o) + t : t);
                     }
                 }
@@ -329,22 +364,26 @@ public final class GemmKernels {
             }
         }
     }
-    public static void gemmF16Bits(KernelContext ctx, ShortArray w, FloatArray pow2, FloatArray x, FloatArray y, IntArray meta, int count, int rows, int cols, int residual) {
+    public static void gemmF16Bits(KernelContext ctx, ShortArray w, FloatArray pow2, FloatArray x, FloatArray y, FloatArray vec, IntArray meta, int count, int rows, int cols,
+                              int residual, int biasOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
         float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(count), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes;
             for (int b = 0; b < n; b++) {
-                float t = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialF16Bits(w, pow2, x, b * cols, g, cols, lid, wg) : 0f);
-                if (lid == 0 && g < rows) {
-                    int o = b * rows + g;
-                    y.set(o, residual != 0 ? y.get(o) + t : t);
+                float p = row < rows ? LaneProducts.dotF16Bits(w, pow2, x, b * cols, row, cols, t, lanes) : 0f;
+                float sum = KernelSupport.reduceSegments(ctx, red, p, lanes);
+                if (t == 0 && row < rows) {
+                    int o = b * rows + row;
+                    float v = biasOff < 0 ? sum : sum + vec.get(biasOff + row);
+                    y.set(o, residual != 0 ? y.get(o) + v : v);
                 }
             }
         } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
-            // item tiles (CPU devices): the group's first work-item alone, see the class comment
+            // item tiles (CPU devices): the group's first work-item alone, see GemmKernels' class comment
             int r0 = g * ITEM_ROWS, live = lid == 0 && r0 < rows ? 1 : 0;
             for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
                 acc[e] = 0f;
@@ -392,7 +431,7 @@ public final class GemmKernels {
                 int b = e / ITEM_ROWS, r = r0 + e - b * ITEM_ROWS;
                 if (r < rows) {
                     int o = b * rows + r;
-                    float t = acc[e];
+                    float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + r);
                     y.set(o, residual != 0 ? y.get(o) + t : t);
                 }
             }
@@ -434,7 +473,7 @@ public final class GemmKernels {
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
                         int o = (c0 + b) * rows + row0 + r;
-                        float t = acc[e];
+                        float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + row0 + r);
                         y.set(o, residual != 0 ? y.get(o) + t : t);
                     }
                 }
@@ -442,22 +481,26 @@ public final class GemmKernels {
             }
         }
     }
-    public static void gemmQ8(KernelContext ctx, IntArray w, FloatArray s, FloatArray x, FloatArray y, IntArray meta, int count, int rows, int cols, int residual) {
+    public static void gemmQ8(KernelContext ctx, IntArray w, FloatArray s, FloatArray x, FloatArray y, FloatArray vec, IntArray meta, int count, int rows, int cols,
+                              int residual, int biasOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
         float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(count), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes;
             for (int b = 0; b < n; b++) {
-                float t = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialQ8(w, s, x, b * cols, g, cols, lid, wg) : 0f);
-                if (lid == 0 && g < rows) {
-                    int o = b * rows + g;
-                    y.set(o, residual != 0 ? y.get(o) + t : t);
+                float p = row < rows ? LaneProducts.dotQ8(w, s, x, b * cols, row, cols, t, lanes) : 0f;
+                float sum = KernelSupport.reduceSegments(ctx, red, p, lanes);
+                if (t == 0 && row < rows) {
+                    int o = b * rows + row;
+                    float v = biasOff < 0 ? sum : sum + vec.get(biasOff + row);
+                    y.set(o, residual != 0 ? y.get(o) + v : v);
                 }
             }
         } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
-            // item tiles (CPU devices): the group's first work-item alone, see the class comment
+            // item tiles (CPU devices): the group's first work-item alone, see GemmKernels' class comment
             int r0 = g * ITEM_ROWS, live = lid == 0 && r0 < rows ? 1 : 0;
             for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
                 acc[e] = 0f;
@@ -510,7 +553,7 @@ public final class GemmKernels {
                 int b = e / ITEM_ROWS, r = r0 + e - b * ITEM_ROWS;
                 if (r < rows) {
                     int o = b * rows + r;
-                    float t = acc[e];
+                    float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + r);
                     y.set(o, residual != 0 ? y.get(o) + t : t);
                 }
             }
@@ -552,7 +595,7 @@ public final class GemmKernels {
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
                         int o = (c0 + b) * rows + row0 + r;
-                        float t = acc[e];
+                        float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + row0 + r);
                         y.set(o, residual != 0 ? y.get(o) + t : t);
                     }
                 }
@@ -560,22 +603,26 @@ public final class GemmKernels {
             }
         }
     }
-    public static void gemmQ4(KernelContext ctx, IntArray w, FloatArray s, FloatArray x, FloatArray y, IntArray meta, int count, int rows, int cols, int residual) {
+    public static void gemmQ4(KernelContext ctx, IntArray w, FloatArray s, FloatArray x, FloatArray y, FloatArray vec, IntArray meta, int count, int rows, int cols,
+                              int residual, int biasOff) {
         float[] red = ctx.allocateFloatLocalArray(KernelSupport.REDUCE_LOCAL);
         float[] wt = ctx.allocateFloatLocalArray(WT_LOCAL);
         float[] xs = ctx.allocateFloatLocalArray(XS_LOCAL);
         float[] acc = ctx.allocateFloatLocalArray(ACC_LOCAL);
         int n = meta.get(count), g = ctx.groupIdx, lid = ctx.localIdx, wg = ctx.localGroupSizeX;
         if (lanes(meta, n)) {
+            int lanes = lanesPerRow(meta, wg), t = lid & (lanes - 1), row = g * (wg / lanes) + lid / lanes;
             for (int b = 0; b < n; b++) {
-                float t = KernelSupport.reduceSum(ctx, red, g < rows ? MatVecKernels.partialQ4(w, s, x, b * cols, g, cols, lid, wg) : 0f);
-                if (lid == 0 && g < rows) {
-                    int o = b * rows + g;
-                    y.set(o, residual != 0 ? y.get(o) + t : t);
+                float p = row < rows ? LaneProducts.dotQ4(w, s, x, b * cols, row, cols, t, lanes) : 0f;
+                float sum = KernelSupport.reduceSegments(ctx, red, p, lanes);
+                if (t == 0 && row < rows) {
+                    int o = b * rows + row;
+                    float v = biasOff < 0 ? sum : sum + vec.get(biasOff + row);
+                    y.set(o, residual != 0 ? y.get(o) + v : v);
                 }
             }
         } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
-            // item tiles (CPU devices): the group's first work-item alone, see the class comment
+            // item tiles (CPU devices): the group's first work-item alone, see GemmKernels' class comment
             int r0 = g * ITEM_ROWS, live = lid == 0 && r0 < rows ? 1 : 0;
             for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
                 acc[e] = 0f;
@@ -623,7 +670,7 @@ public final class GemmKernels {
                 int b = e / ITEM_ROWS, r = r0 + e - b * ITEM_ROWS;
                 if (r < rows) {
                     int o = b * rows + r;
-                    float t = acc[e];
+                    float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + r);
                     y.set(o, residual != 0 ? y.get(o) + t : t);
                 }
             }
@@ -665,7 +712,7 @@ public final class GemmKernels {
                     int r = e - b * TILE_ROWS;
                     if (row0 + r < mRows) {
                         int o = (c0 + b) * rows + row0 + r;
-                        float t = acc[e];
+                        float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + row0 + r);
                         y.set(o, residual != 0 ? y.get(o) + t : t);
                     }
                 }

@@ -26,6 +26,25 @@ public final class KernelSupport {
     /** Key/value positions per attention tile held in local memory. */
     public static final int ATTENTION_TILE = 16;
 
+    /**
+     * One value of a block rounded to llama.cpp's Q8_0 grid: v·id rounded to the nearest integer (ties to even), times
+     * the block's scale dh (id = 127 / amax, dh = amax / 127 rounded to half precision; see {@link BatchKernels#roundQ8}).
+     */
+    public static float roundQ8(float v, float id, float dh) {
+        float q = v * id;
+        float fl = TornadoMath.floor(q);
+        float diff = q - fl;
+        if (diff > 0.5f || (diff == 0.5f && (((int) fl) & 1) != 0)) {
+            fl += 1f;
+        }
+        return dh * fl;
+    }
+
+    /** SiLU, as the SwiGLU products apply it to the gate. */
+    public static float silu(float g) {
+        return g / (1.0f + TornadoMath.exp(-g));
+    }
+
     /** The table {@link #halfToFloat} needs: entry e = 2^(e−25), e &lt; 32. */
     public static FloatArray halfTable() {
         FloatArray t = new FloatArray(32);
@@ -96,6 +115,27 @@ public final class KernelSupport {
             fl += 1f;
         }
         return fl * step;
+    }
+
+    /**
+     * Sums {@code v} over each segment of {@code lanes} consecutive work-items (a power of two dividing the group size):
+     * every item gets its segment's total, added in the same tree as {@link #reduceSum} (which is the one-segment
+     * case). Ends with a barrier.
+     */
+    public static float reduceSegments(KernelContext ctx, float[] red, float v, int lanes) {
+        int lid = ctx.localIdx;
+        int t = lid & (lanes - 1);
+        red[lid] = v;
+        ctx.localBarrier();
+        for (int s = lanes / 2; s > 0; s >>= 1) {
+            if (t < s) {
+                red[lid] += red[lid + s];
+            }
+            ctx.localBarrier();
+        }
+        float total = red[lid - t];
+        ctx.localBarrier();
+        return total;
     }
 
     /**

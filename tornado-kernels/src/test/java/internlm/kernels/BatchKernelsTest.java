@@ -19,7 +19,7 @@ import static org.junit.jupiter.api.Assertions.*;
  * decode row, against the scalar references row by row.
  */
 class BatchKernelsTest {
-    static final int HD = 16, HEADS = 8, KV_HEADS = 2, CAP = 40;
+    static final int HEADS = 8, KV_HEADS = 2, CAP = 40;
 
     /** Rows: sequence A (slot 1) positions 5..9 as a chunk, sequence B (slot 0) position 20. */
     static IntArray meta() {
@@ -37,8 +37,8 @@ class BatchKernelsTest {
     }
 
     @ParameterizedTest
-    @CsvSource({"false", "true"})
-    void ropeKvThenAttentionOverAChunkAndADecodeRowInTwoSlots(boolean f16) {
+    @CsvSource({"false,16", "true,16", "false,64", "true,32"})
+    void ropeKvThenAttentionOverAChunkAndADecodeRowInTwoSlots(boolean f16, int HD) {
         SplittableRandom r = new SplittableRandom(f16 ? 2 : 1);
         IntArray meta = meta();
         int n = 6, qDim = HEADS * HD, kvDim = KV_HEADS * HD;
@@ -69,13 +69,49 @@ class BatchKernelsTest {
                 BatchKernels.ropeKv(ctx, qa, ka, va, kc, vc, rope, meta, qDim, kvDim, HD);
             }
         });
-        WorkGroupEmulator.run(n * HEADS * 32, 32, ctx -> {
+        int att = Math.max(32, HD);
+        WorkGroupEmulator.run(n * HEADS * att, att, ctx -> {
             if (f16) {
-                BatchKernels.attentionF16(ctx, qa, kh, vh, pow2, out, meta, HEADS, KV_HEADS, HD);
+                AttentionKernels.attentionF16(ctx, qa, kh, vh, pow2, out, meta, HEADS, KV_HEADS, HD, 0);
             } else {
-                BatchKernels.attention(ctx, qa, kc, vc, out, meta, HEADS, KV_HEADS, HD);
+                AttentionKernels.attention(ctx, qa, kc, vc, out, meta, HEADS, KV_HEADS, HD, 0);
             }
         });
+        if (HD % 32 == 0) {
+            // llama.cpp's rounding of the output in the same pass: exactly roundQ8 of the unrounded output
+            FloatArray rounded = new FloatArray(n * qDim);
+            WorkGroupEmulator.run(n * HEADS * att, att, ctx -> {
+                if (f16) {
+                    AttentionKernels.attentionF16(ctx, qa, kh, vh, pow2, rounded, meta, HEADS, KV_HEADS, HD, 1);
+                } else {
+                    AttentionKernels.attention(ctx, qa, kc, vc, rounded, meta, HEADS, KV_HEADS, HD, 1);
+                }
+            });
+            float[] expect = References.roundQ8(floats(out));
+            assertArrayEquals(expect, floats(rounded), 0f, "rounded attention output");
+        }
+        // split over the context (flash-decoding, 4 splits of which 1, 3 or 4 active): the same attention within float
+        // rounding; the merge's rounding is roundQ8 of its unrounded output
+        int splits = 4;
+        for (int active : new int[] {1, 3, 4}) {
+            meta.set(BatchLayout.SPLITS, active);
+            FloatArray part = new FloatArray(n * HEADS * splits * (HD + 2)), merged = new FloatArray(n * qDim), mergedRounded = new FloatArray(n * qDim);
+            WorkGroupEmulator.run(n * HEADS * splits * att, att, ctx -> {
+                if (f16) {
+                    AttentionKernels.attentionPartialF16(ctx, qa, kh, vh, pow2, part, meta, HEADS, KV_HEADS, HD, splits);
+                } else {
+                    AttentionKernels.attentionPartial(ctx, qa, kc, vc, part, meta, HEADS, KV_HEADS, HD, splits);
+                }
+            });
+            WorkGroupEmulator.run(n * HEADS * att, att, ctx -> AttentionKernels.attentionMerge(ctx, part, merged, meta, HEADS, HD, splits, 0));
+            for (int i = 0; i < n * qDim; i++) {
+                assertEquals(out.get(i), merged.get(i), 2e-6 * Math.max(1, Math.abs(out.get(i))), active + " active splits, output " + i);
+            }
+            if (HD % 32 == 0) {
+                WorkGroupEmulator.run(n * HEADS * att, att, ctx -> AttentionKernels.attentionMerge(ctx, part, mergedRounded, meta, HEADS, HD, splits, 1));
+                assertArrayEquals(References.roundQ8(floats(merged)), floats(mergedRounded), 0f, "rounded merge");
+            }
+        }
         // reference: write every row's rotated K and V into the slots, then attend row by row
         float[][] rq = new float[n][];
         for (int b = 0; b < n; b++) {
@@ -124,30 +160,42 @@ class BatchKernelsTest {
     }
 
     @Test
-    void normRoundBiasEmbedGatherAndArgmaxPerRow() {
+    void normRoundGatherEmbedAndArgmaxPerRow() {
         SplittableRandom r = new SplittableRandom(5);
         IntArray meta = meta();
         int n = 6, dim = 96 + 5;
-        float[] x = randomFloats(r, n * dim, 3), w = randomFloats(r, dim, 1), bias = randomFloats(r, dim, 1);
-        FloatArray xa = fa(x), out = new FloatArray(n * dim), rounded = new FloatArray(n * dim), biased = fa(x);
-        WorkGroupEmulator.run(BatchLayout.MAX_ROWS * 32, 32, ctx -> BatchKernels.rmsNorm(ctx, xa, fa(w), out, meta, BatchLayout.ROWS, dim, 1e-5f));
+        float[] x = randomFloats(r, n * dim, 3), w = randomFloats(r, dim, 1);
+        float[] vec = new float[3 + dim + 1];
+        System.arraycopy(w, 0, vec, 3, dim);
+        vec[3 + dim] = 1e-5f;
+        FloatArray xa = fa(x), va = fa(vec), out = new FloatArray(n * dim), normRounded = new FloatArray(n * dim), rounded = new FloatArray(n * dim);
+        WorkGroupEmulator.run(BatchLayout.MAX_ROWS * 32, 32, ctx -> BatchKernels.rmsNorm(ctx, xa, va, out, normRounded, meta, BatchLayout.ROWS, dim, 3,
+                BatchKernels.NORM_ROUND));
         WorkGroupEmulator.run(WorkGroupEmulator.global(dim / 32 + 1, 8), 8, ctx -> BatchKernels.roundQ8(ctx, xa, rounded, meta, BatchLayout.ROWS, dim));
-        WorkGroupEmulator.run(WorkGroupEmulator.global(dim, 32), 32, ctx -> BatchKernels.addBias(ctx, biased, fa(bias), meta, dim));
         for (int b = 0; b < n; b++) {
             float[] xb = java.util.Arrays.copyOfRange(x, b * dim, (b + 1) * dim);
             float[] e = References.rmsNorm(xb, w, 1e-5f), q = References.roundQ8(xb);
+            float[] nq = References.roundQ8(java.util.Arrays.copyOfRange(floats(out), b * dim, (b + 1) * dim));
             for (int i = 0; i < dim; i++) {
                 assertEquals(e[i], out.get(b * dim + i), 1e-5 * Math.max(1, Math.abs(e[i])), "norm row " + b);
+                assertEquals(nq[i], normRounded.get(b * dim + i), 0f, "norm and round row " + b);
                 assertEquals(q[i], rounded.get(b * dim + i), 0f, "round row " + b);
-                assertEquals(xb[i] + bias[i], biased.get(b * dim + i), 0f, "bias row " + b);
             }
         }
-        FloatArray gathered = new FloatArray(2 * dim);
-        WorkGroupEmulator.run(WorkGroupEmulator.global(dim, 32), 32, ctx -> BatchKernels.gatherOutputs(ctx, xa, gathered, meta, dim));
-        for (int i = 0; i < dim; i++) {
-            assertEquals(x[4 * dim + i], gathered.get(i), 0f);
-            assertEquals(x[5 * dim + i], gathered.get(dim + i), 0f);
+        // the output rows gathered by the norm (meta's OUT_ROW: rows 4 and 5)
+        FloatArray gnorm = new FloatArray(2 * dim);
+        WorkGroupEmulator.run(BatchLayout.MAX_ROWS * 32, 32, ctx -> BatchKernels.rmsNorm(ctx, xa, va, gnorm, normRounded, meta, BatchLayout.OUT_ROWS, dim, 3,
+                BatchKernels.NORM_GATHER));
+        for (int i = 0; i < 2 * dim; i++) {
+            assertEquals(out.get(4 * dim + i), gnorm.get(i), 0f, "gathered norm " + i);
         }
+        // a norm pass for tiled passes only writes nothing in a decode-sized pass (the lane products normalise themselves)
+        FloatArray skipped = new FloatArray(n * dim), kept = new FloatArray(n * dim);
+        WorkGroupEmulator.run(n * 32, 32, ctx -> BatchKernels.rmsNorm(ctx, xa, va, skipped, rounded, meta, BatchLayout.ROWS, dim, 3, BatchKernels.NORM_SKIP_LANES));
+        IntArray invariant = GemmKernelsTest.meta(n, BatchLayout.MODE_INVARIANT);
+        WorkGroupEmulator.run(n * 32, 32, ctx -> BatchKernels.rmsNorm(ctx, xa, va, kept, rounded, invariant, BatchLayout.ROWS, dim, 3, BatchKernels.NORM_SKIP_LANES));
+        assertArrayEquals(new float[n * dim], floats(skipped), 0f);
+        assertArrayEquals(floats(out), floats(kept), 0f);
         KernelTestData.Matrix table = matrix(KernelTestData.Type.Q8_0, 16, 96, r);
         FloatArray emb = new FloatArray(n * 96);
         WorkGroupEmulator.run(WorkGroupEmulator.global(96, 32), 32, ctx -> BatchKernels.embedQ8(ctx, (IntArray) table.a(), (FloatArray) table.b(), meta, emb, 96));

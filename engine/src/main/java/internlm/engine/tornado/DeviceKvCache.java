@@ -1,5 +1,6 @@
 package internlm.engine.tornado;
 
+import internlm.kernels.AttentionKernels;
 import internlm.kernels.BatchKernels;
 import uk.ac.manchester.tornado.api.KernelContext;
 import uk.ac.manchester.tornado.api.TaskGraph;
@@ -26,7 +27,11 @@ sealed interface DeviceKvCache {
 
     void ropeKv(TaskGraph g, String task, KernelContext ctx, FloatArray q, FloatArray k, FloatArray v, FloatArray rope, IntArray meta, int qDim, int kvDim, int headDim);
 
-    void attention(TaskGraph g, String task, KernelContext ctx, FloatArray q, FloatArray out, IntArray meta, int heads, int kvHeads, int headDim);
+    /** Attention of every row over its slot; {@code round}: the output rounded to the Q8_0 grid (head dimension a multiple of 32). */
+    void attention(TaskGraph g, String task, KernelContext ctx, FloatArray q, FloatArray out, IntArray meta, int heads, int kvHeads, int headDim, boolean round);
+
+    /** The first phase of the attention split over the context into {@code splits} chunks (partial results into part). */
+    void attentionPartial(TaskGraph g, String task, KernelContext ctx, FloatArray q, FloatArray part, IntArray meta, int heads, int kvHeads, int headDim, int splits);
 
     record F32(FloatArray keys, FloatArray values) implements DeviceKvCache {
         @Override
@@ -40,8 +45,13 @@ sealed interface DeviceKvCache {
         }
 
         @Override
-        public void attention(TaskGraph g, String task, KernelContext ctx, FloatArray q, FloatArray out, IntArray meta, int heads, int kvHeads, int headDim) {
-            g.task(task, BatchKernels::attention, ctx, q, keys, values, out, meta, heads, kvHeads, headDim);
+        public void attention(TaskGraph g, String task, KernelContext ctx, FloatArray q, FloatArray out, IntArray meta, int heads, int kvHeads, int headDim, boolean round) {
+            g.task(task, AttentionKernels::attention, ctx, q, keys, values, out, meta, heads, kvHeads, headDim, round ? 1 : 0);
+        }
+
+        @Override
+        public void attentionPartial(TaskGraph g, String task, KernelContext ctx, FloatArray q, FloatArray part, IntArray meta, int heads, int kvHeads, int headDim, int splits) {
+            g.task(task, AttentionKernels::attentionPartial, ctx, q, keys, values, part, meta, heads, kvHeads, headDim, splits);
         }
     }
 
@@ -57,8 +67,13 @@ sealed interface DeviceKvCache {
         }
 
         @Override
-        public void attention(TaskGraph g, String task, KernelContext ctx, FloatArray q, FloatArray out, IntArray meta, int heads, int kvHeads, int headDim) {
-            g.task(task, BatchKernels::attentionF16, ctx, q, keys, values, pow2, out, meta, heads, kvHeads, headDim);
+        public void attention(TaskGraph g, String task, KernelContext ctx, FloatArray q, FloatArray out, IntArray meta, int heads, int kvHeads, int headDim, boolean round) {
+            g.task(task, AttentionKernels::attentionF16, ctx, q, keys, values, pow2, out, meta, heads, kvHeads, headDim, round ? 1 : 0);
+        }
+
+        @Override
+        public void attentionPartial(TaskGraph g, String task, KernelContext ctx, FloatArray q, FloatArray part, IntArray meta, int heads, int kvHeads, int headDim, int splits) {
+            g.task(task, AttentionKernels::attentionPartialF16, ctx, q, keys, values, pow2, part, meta, heads, kvHeads, headDim, splits);
         }
     }
 }

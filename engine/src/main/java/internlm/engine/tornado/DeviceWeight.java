@@ -12,11 +12,17 @@ import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.HalfFloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
+import uk.ac.manchester.tornado.api.types.arrays.TornadoNativeArray;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.List;
 
 /**
  * A weight matrix [rows × cols] in the device layout its kernels read, as one type per weight kind; each kind adds its
- * own tasks to a graph: the batched product (plain or residual), fused Q/K/V and SwiGLU with partners of the same
- * kind, and the embedding lookup. F32 (BF16 is widened to it exactly), F16 as raw half bits decoded in the kernel
+ * own tasks to a graph: the batched product (plain or residual, with a bias), fused Q/K/V and SwiGLU over matrices
+ * stacked row-wise at load ([Wq; Wk; Wv], [Wgate; Wup]: one array per layout, so that a fused kernel stays within
+ * TornadoVM's argument limit), and the embedding lookup. F32 (BF16 is widened to it exactly), F16 as raw half bits decoded in the kernel
  * (works on OpenCL devices without cl_khr_fp16), F16 as native half ({@code nativeHalf}: CUDA/PTX or OpenCL with
  * fp16), Q8_0 and Q4_0 as quants (IntArray) + f32 scales.
  */
@@ -44,6 +50,34 @@ abstract sealed class DeviceWeight permits DeviceWeight.F32, DeviceWeight.F16Bit
         };
     }
 
+    /**
+     * Matrices of one type and width stacked row-wise into one device matrix (the parts' bytes are concatenated, which
+     * for every ggml type is the stacked matrix in that type).
+     */
+    static DeviceWeight stacked(List<TensorData> parts, boolean nativeHalf, FloatArray pow2) {
+        TensorData first = parts.getFirst();
+        long rows = 0, bytes = 0;
+        StringBuilder name = new StringBuilder();
+        for (TensorData t : parts) {
+            if (t.type() != first.type() || t.rowLength() != first.rowLength()) {
+                throw new IllegalArgumentException("a fused TornadoVM product needs matrices of one type and width: " + first.name() + " is " + first.type()
+                        + " [" + first.rows() + " × " + first.rowLength() + "], " + t.name() + " is " + t.type() + " [" + t.rows() + " × " + t.rowLength() + "]");
+            }
+            rows += t.rows();
+            bytes += t.data().byteSize();
+            name.append(name.isEmpty() ? "" : "+").append(t.name());
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment all = arena.allocate(bytes, 16);
+            long at = 0;
+            for (TensorData t : parts) {
+                MemorySegment.copy(t.data(), 0, all, at, t.data().byteSize());
+                at += t.data().byteSize();
+            }
+            return of(new TensorData(name.toString(), first.type(), new long[] {first.rowLength(), rows}, all), nativeHalf, pow2);
+        }
+    }
+
     /** Device bytes a matrix will take, computed from the tensor without packing it. */
     static long deviceBytes(TensorData t) {
         long n = t.elements();
@@ -56,6 +90,20 @@ abstract sealed class DeviceWeight permits DeviceWeight.F32, DeviceWeight.F16Bit
         };
     }
 
+    /** Device bytes of the matrix (what a product reads once). */
+    long bytes() {
+        long b = 0;
+        for (Object a : arrays()) {
+            b += a == pow2Table() ? 0 : ((TornadoNativeArray) a).getNumBytesOfSegment();
+        }
+        return b;
+    }
+
+    /** The shared half-decoding table among {@link #arrays()}, if any (not part of the matrix). */
+    Object pow2Table() {
+        return null;
+    }
+
     /** The arrays its tasks read (to copy to the device once). */
     abstract Object[] arrays();
 
@@ -64,26 +112,23 @@ abstract sealed class DeviceWeight permits DeviceWeight.F32, DeviceWeight.F16Bit
         return false;
     }
 
-    /** y = x·Wᵀ (or y += with {@code residual}) for meta[count] rows. */
-    abstract void product(TaskGraph g, String task, KernelContext ctx, FloatArray x, FloatArray y, IntArray meta, int count, boolean residual);
+    /** y = x·Wᵀ + bias (or y += with {@code residual}) for meta[count] rows; the bias at vec[biasOff…] (biasOff &lt; 0: none). */
+    abstract void product(TaskGraph g, String task, KernelContext ctx, FloatArray x, FloatArray y, FloatArray vec, IntArray meta, int count, boolean residual,
+                          int biasOff);
 
-    /** Q, K, V = x·Wqᵀ, x·Wkᵀ, x·Wvᵀ in one launch (this is Wq). */
-    abstract void qkv(TaskGraph g, String task, KernelContext ctx, DeviceWeight wk, DeviceWeight wv, FloatArray x,
-                      FloatArray q, FloatArray k, FloatArray v, IntArray meta);
+    /**
+     * Q, K, V = x·[Wq; Wk; Wv]ᵀ (+ bias at vec[biasOff…]) in one launch; this is the stacked matrix. With normOff ≥ 0 the
+     * lane path reads the residual stream x through RMSNorm (weight and eps at vec[normOff…]); the tiled path, and the
+     * lane path with normOff &lt; 0, read xn.
+     */
+    abstract void qkv(TaskGraph g, String task, KernelContext ctx, FloatArray x, FloatArray xn, FloatArray vec, FloatArray q, FloatArray k, FloatArray v,
+                      IntArray meta, int qRows, int kvRows, int normOff, int biasOff);
 
-    /** h = silu(x·Wgᵀ) ⊙ (x·Wuᵀ) in one launch (this is Wg). */
-    abstract void swiglu(TaskGraph g, String task, KernelContext ctx, DeviceWeight up, FloatArray x, FloatArray h, IntArray meta);
+    /** h = silu(x·Wgᵀ) ⊙ (x·Wuᵀ) in one launch; this is the stacked [Wg; Wu]; x, xn and normOff as for {@link #qkv}. */
+    abstract void swiglu(TaskGraph g, String task, KernelContext ctx, FloatArray x, FloatArray xn, FloatArray vec, FloatArray h, IntArray meta, int normOff);
 
     /** x[b] = row token_b of this table, for every row of the batch. */
     abstract void embedding(TaskGraph g, String task, KernelContext ctx, IntArray meta, FloatArray x);
-
-    /** The partner of a fused product, of this same kind. */
-    final <W extends DeviceWeight> W partner(DeviceWeight other, Class<W> kind) {
-        if (!kind.isInstance(other) || other.cols != cols) {
-            throw new IllegalArgumentException("a fused TornadoVM product needs matrices of one type and width: " + describe() + " with " + other.describe());
-        }
-        return kind.cast(other);
-    }
 
     String describe() {
         return getClass().getSimpleName() + " [" + rows + " × " + cols + "]";
@@ -107,18 +152,19 @@ abstract sealed class DeviceWeight permits DeviceWeight.F32, DeviceWeight.F16Bit
         }
 
         @Override
-        void product(TaskGraph g, String task, KernelContext ctx, FloatArray x, FloatArray y, IntArray meta, int count, boolean residual) {
-            g.task(task, GemmKernels::gemmF32, ctx, w, x, y, meta, count, rows, cols, flag(residual));
+        void product(TaskGraph g, String task, KernelContext ctx, FloatArray x, FloatArray y, FloatArray vec, IntArray meta, int count, boolean residual, int biasOff) {
+            g.task(task, GemmKernels::gemmF32, ctx, w, x, y, vec, meta, count, rows, cols, flag(residual), biasOff);
         }
 
         @Override
-        void qkv(TaskGraph g, String task, KernelContext ctx, DeviceWeight wk, DeviceWeight wv, FloatArray x, FloatArray q, FloatArray k, FloatArray v, IntArray meta) {
-            g.task(task, FusedGemmKernels::qkvF32, ctx, w, partner(wk, F32.class).w, partner(wv, F32.class).w, x, q, k, v, meta, rows, wk.rows, cols);
+        void qkv(TaskGraph g, String task, KernelContext ctx, FloatArray x, FloatArray xn, FloatArray vec, FloatArray qo, FloatArray ko, FloatArray vo,
+                 IntArray meta, int qRows, int kvRows, int normOff, int biasOff) {
+            g.task(task, FusedGemmKernels::qkvF32, ctx, w, x, xn, vec, qo, ko, vo, meta, qRows, kvRows, cols, normOff, biasOff);
         }
 
         @Override
-        void swiglu(TaskGraph g, String task, KernelContext ctx, DeviceWeight up, FloatArray x, FloatArray h, IntArray meta) {
-            g.task(task, FusedGemmKernels::swigluF32, ctx, w, partner(up, F32.class).w, x, h, meta, rows, cols);
+        void swiglu(TaskGraph g, String task, KernelContext ctx, FloatArray x, FloatArray xn, FloatArray vec, FloatArray h, IntArray meta, int normOff) {
+            g.task(task, FusedGemmKernels::swigluF32, ctx, w, x, xn, vec, h, meta, rows / 2, cols, normOff);
         }
 
         @Override
@@ -143,18 +189,24 @@ abstract sealed class DeviceWeight permits DeviceWeight.F32, DeviceWeight.F16Bit
         }
 
         @Override
-        void product(TaskGraph g, String task, KernelContext ctx, FloatArray x, FloatArray y, IntArray meta, int count, boolean residual) {
-            g.task(task, GemmKernels::gemmF16Bits, ctx, w, pow2, x, y, meta, count, rows, cols, flag(residual));
+        Object pow2Table() {
+            return pow2;
         }
 
         @Override
-        void qkv(TaskGraph g, String task, KernelContext ctx, DeviceWeight wk, DeviceWeight wv, FloatArray x, FloatArray q, FloatArray k, FloatArray v, IntArray meta) {
-            g.task(task, FusedGemmKernels::qkvF16Bits, ctx, w, partner(wk, F16Bits.class).w, partner(wv, F16Bits.class).w, pow2, x, q, k, v, meta, rows, wk.rows, cols);
+        void product(TaskGraph g, String task, KernelContext ctx, FloatArray x, FloatArray y, FloatArray vec, IntArray meta, int count, boolean residual, int biasOff) {
+            g.task(task, GemmKernels::gemmF16Bits, ctx, w, pow2, x, y, vec, meta, count, rows, cols, flag(residual), biasOff);
         }
 
         @Override
-        void swiglu(TaskGraph g, String task, KernelContext ctx, DeviceWeight up, FloatArray x, FloatArray h, IntArray meta) {
-            g.task(task, FusedGemmKernels::swigluF16Bits, ctx, w, partner(up, F16Bits.class).w, pow2, x, h, meta, rows, cols);
+        void qkv(TaskGraph g, String task, KernelContext ctx, FloatArray x, FloatArray xn, FloatArray vec, FloatArray qo, FloatArray ko, FloatArray vo,
+                 IntArray meta, int qRows, int kvRows, int normOff, int biasOff) {
+            g.task(task, FusedGemmKernels::qkvF16Bits, ctx, w, pow2, x, xn, vec, qo, ko, vo, meta, qRows, kvRows, cols, normOff, biasOff);
+        }
+
+        @Override
+        void swiglu(TaskGraph g, String task, KernelContext ctx, FloatArray x, FloatArray xn, FloatArray vec, FloatArray h, IntArray meta, int normOff) {
+            g.task(task, FusedGemmKernels::swigluF16Bits, ctx, w, pow2, x, xn, vec, h, meta, rows / 2, cols, normOff);
         }
 
         @Override
@@ -177,18 +229,19 @@ abstract sealed class DeviceWeight permits DeviceWeight.F32, DeviceWeight.F16Bit
         }
 
         @Override
-        void product(TaskGraph g, String task, KernelContext ctx, FloatArray x, FloatArray y, IntArray meta, int count, boolean residual) {
-            g.task(task, GemmKernels::gemmF16, ctx, w, x, y, meta, count, rows, cols, flag(residual));
+        void product(TaskGraph g, String task, KernelContext ctx, FloatArray x, FloatArray y, FloatArray vec, IntArray meta, int count, boolean residual, int biasOff) {
+            g.task(task, GemmKernels::gemmF16, ctx, w, x, y, vec, meta, count, rows, cols, flag(residual), biasOff);
         }
 
         @Override
-        void qkv(TaskGraph g, String task, KernelContext ctx, DeviceWeight wk, DeviceWeight wv, FloatArray x, FloatArray q, FloatArray k, FloatArray v, IntArray meta) {
-            g.task(task, FusedGemmKernels::qkvF16, ctx, w, partner(wk, F16.class).w, partner(wv, F16.class).w, x, q, k, v, meta, rows, wk.rows, cols);
+        void qkv(TaskGraph g, String task, KernelContext ctx, FloatArray x, FloatArray xn, FloatArray vec, FloatArray qo, FloatArray ko, FloatArray vo,
+                 IntArray meta, int qRows, int kvRows, int normOff, int biasOff) {
+            g.task(task, FusedGemmKernels::qkvF16, ctx, w, x, xn, vec, qo, ko, vo, meta, qRows, kvRows, cols, normOff, biasOff);
         }
 
         @Override
-        void swiglu(TaskGraph g, String task, KernelContext ctx, DeviceWeight up, FloatArray x, FloatArray h, IntArray meta) {
-            g.task(task, FusedGemmKernels::swigluF16, ctx, w, partner(up, F16.class).w, x, h, meta, rows, cols);
+        void swiglu(TaskGraph g, String task, KernelContext ctx, FloatArray x, FloatArray xn, FloatArray vec, FloatArray h, IntArray meta, int normOff) {
+            g.task(task, FusedGemmKernels::swigluF16, ctx, w, x, xn, vec, h, meta, rows / 2, cols, normOff);
         }
 
         @Override
@@ -218,20 +271,19 @@ abstract sealed class DeviceWeight permits DeviceWeight.F32, DeviceWeight.F16Bit
         }
 
         @Override
-        void product(TaskGraph g, String task, KernelContext ctx, FloatArray x, FloatArray y, IntArray meta, int count, boolean residual) {
-            g.task(task, GemmKernels::gemmQ8, ctx, q, s, x, y, meta, count, rows, cols, flag(residual));
+        void product(TaskGraph g, String task, KernelContext ctx, FloatArray x, FloatArray y, FloatArray vec, IntArray meta, int count, boolean residual, int biasOff) {
+            g.task(task, GemmKernels::gemmQ8, ctx, q, s, x, y, vec, meta, count, rows, cols, flag(residual), biasOff);
         }
 
         @Override
-        void qkv(TaskGraph g, String task, KernelContext ctx, DeviceWeight wk, DeviceWeight wv, FloatArray x, FloatArray qo, FloatArray ko, FloatArray vo, IntArray meta) {
-            Q8 k = partner(wk, Q8.class), v = partner(wv, Q8.class);
-            g.task(task, FusedGemmKernels::qkvQ8, ctx, q, s, k.q, k.s, v.q, v.s, x, qo, ko, vo, meta, rows, k.rows, cols);
+        void qkv(TaskGraph g, String task, KernelContext ctx, FloatArray x, FloatArray xn, FloatArray vec, FloatArray qo, FloatArray ko, FloatArray vo,
+                 IntArray meta, int qRows, int kvRows, int normOff, int biasOff) {
+            g.task(task, FusedGemmKernels::qkvQ8, ctx, q, s, x, xn, vec, qo, ko, vo, meta, qRows, kvRows, cols, normOff, biasOff);
         }
 
         @Override
-        void swiglu(TaskGraph g, String task, KernelContext ctx, DeviceWeight up, FloatArray x, FloatArray h, IntArray meta) {
-            Q8 u = partner(up, Q8.class);
-            g.task(task, FusedGemmKernels::swigluQ8, ctx, q, s, u.q, u.s, x, h, meta, rows, cols);
+        void swiglu(TaskGraph g, String task, KernelContext ctx, FloatArray x, FloatArray xn, FloatArray vec, FloatArray h, IntArray meta, int normOff) {
+            g.task(task, FusedGemmKernels::swigluQ8, ctx, q, s, x, xn, vec, h, meta, rows / 2, cols, normOff);
         }
 
         @Override
@@ -261,20 +313,19 @@ abstract sealed class DeviceWeight permits DeviceWeight.F32, DeviceWeight.F16Bit
         }
 
         @Override
-        void product(TaskGraph g, String task, KernelContext ctx, FloatArray x, FloatArray y, IntArray meta, int count, boolean residual) {
-            g.task(task, GemmKernels::gemmQ4, ctx, q, s, x, y, meta, count, rows, cols, flag(residual));
+        void product(TaskGraph g, String task, KernelContext ctx, FloatArray x, FloatArray y, FloatArray vec, IntArray meta, int count, boolean residual, int biasOff) {
+            g.task(task, GemmKernels::gemmQ4, ctx, q, s, x, y, vec, meta, count, rows, cols, flag(residual), biasOff);
         }
 
         @Override
-        void qkv(TaskGraph g, String task, KernelContext ctx, DeviceWeight wk, DeviceWeight wv, FloatArray x, FloatArray qo, FloatArray ko, FloatArray vo, IntArray meta) {
-            Q4 k = partner(wk, Q4.class), v = partner(wv, Q4.class);
-            g.task(task, FusedGemmKernels::qkvQ4, ctx, q, s, k.q, k.s, v.q, v.s, x, qo, ko, vo, meta, rows, k.rows, cols);
+        void qkv(TaskGraph g, String task, KernelContext ctx, FloatArray x, FloatArray xn, FloatArray vec, FloatArray qo, FloatArray ko, FloatArray vo,
+                 IntArray meta, int qRows, int kvRows, int normOff, int biasOff) {
+            g.task(task, FusedGemmKernels::qkvQ4, ctx, q, s, x, xn, vec, qo, ko, vo, meta, qRows, kvRows, cols, normOff, biasOff);
         }
 
         @Override
-        void swiglu(TaskGraph g, String task, KernelContext ctx, DeviceWeight up, FloatArray x, FloatArray h, IntArray meta) {
-            Q4 u = partner(up, Q4.class);
-            g.task(task, FusedGemmKernels::swigluQ4, ctx, q, s, u.q, u.s, x, h, meta, rows, cols);
+        void swiglu(TaskGraph g, String task, KernelContext ctx, FloatArray x, FloatArray xn, FloatArray vec, FloatArray h, IntArray meta, int normOff) {
+            g.task(task, FusedGemmKernels::swigluQ4, ctx, q, s, x, xn, vec, h, meta, rows / 2, cols, normOff);
         }
 
         @Override

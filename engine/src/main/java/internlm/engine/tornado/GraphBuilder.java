@@ -1,8 +1,10 @@
 package internlm.engine.tornado;
 
+import internlm.kernels.AttentionKernels;
 import internlm.kernels.BatchKernels;
 import internlm.kernels.BatchLayout;
 import internlm.kernels.DeviceLayouts;
+import internlm.kernels.GemmKernels;
 import internlm.kernels.KernelSupport;
 import internlm.loader.LoadedModel;
 import internlm.loader.ModelConfig;
@@ -21,16 +23,20 @@ import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 /**
- * Builds the task graphs of the transformer from the model description, for every family and weight type: an
- * embedding graph, one graph per layer and a logits graph, all for batches of up to {@link Shape#rows} rows (the row
- * count is data in {@code meta}, so they compile once). Weights and KV caches go to the device once
- * (FIRST_EXECUTION); the residual stream, meta and the RoPE tables cross from graph to graph on the device
- * (persist/consume); per batch only meta and the RoPE tables travel to the device, and back only the argmax ids, or
- * the logits / hidden states of the rows that ask for them. Execution is {@link TornadoBackend}'s.
+ * Builds the task graphs of the transformer from the model description, for every family and weight type: forward
+ * graphs of as many layers as TornadoVM's per-graph buffers hold (the embedding in the first, see
+ * {@link #layersPerGraph}) and a logits graph, all for batches of up to {@link Shape#rows} rows (the row count is data
+ * in {@code meta}, so they compile once). Tasks are named {@code l<layer>_<kernel>}. Weights and KV caches go to the
+ * device once (FIRST_EXECUTION); the work buffers are shared by the layers of a graph; the residual stream, meta and
+ * the RoPE tables cross from graph to graph on the device (persist/consume); per batch only meta and the RoPE tables
+ * travel to the device, and back only the argmax ids, or the logits / hidden states of the rows that ask for them.
+ * Execution is {@link TornadoBackend}'s.
  */
 final class GraphBuilder {
 
@@ -40,10 +46,18 @@ final class GraphBuilder {
     /** What the builder hands to execution: the graphs, their grids and the host-side arrays execution fills or reads. */
     static final class Graphs {
         final List<ImmutableTaskGraph> graphs = new ArrayList<>();
+        /** The graphs' names, in order. */
+        final List<String> names = new ArrayList<>();
+        /** Tasks (kernel launches) per graph name: every task has its grid. */
+        final Map<String, Integer> tasks = new LinkedHashMap<>();
         final GridScheduler grid = new GridScheduler();
         final IntArray meta = new IntArray(BatchLayout.SIZE);
         FloatArray rope, logits, hidden;
         IntArray result;
+        /** For the profile: per task name, the bytes a one-row pass reads (weights and activations, all layers together). */
+        final Map<String, Long> bytes = new LinkedHashMap<>();
+        /** For the profile: bytes the attention tasks read per cached position, all layers together. */
+        long kvBytesPerPosition;
         /** Grids with one work-group per row (per output row): resized to the batch's bucket before each run. */
         private final List<WorkerGrid1D> perRow = new ArrayList<>(), perOutput = new ArrayList<>();
         private final List<Integer> perRowSize = new ArrayList<>(), perOutputSize = new ArrayList<>();
@@ -69,41 +83,61 @@ final class GraphBuilder {
 
     private static final int ARGMAX_GROUPS = 64;
 
+    /**
+     * Launch shapes and fusion choices for one device (see {@link DeviceTuning}): work-items per work-group of the
+     * products and norms ({@code local}) and of attention ({@code attLocal}), work-items per output row of the lane
+     * products ({@code lanes}, a power of two ≤ local), context splits of the attention ({@code splits}, 1 = one
+     * pass; a pass runs one split per {@code splitPositions} positions of its longest row, at most {@code splits}), whether the lane products normalise the residual stream
+     * themselves ({@code fuseNorm}; otherwise an RMSNorm pass runs first), F16 weights as native half, and grids
+     * fixed at their largest size (CUDA graphs replay the launches they captured).
+     */
+    record Tuning(int local, int lanes, int attLocal, int splits, int splitPositions, boolean fuseNorm, boolean nativeHalf, boolean fixedGrids,
+                  boolean itemTiles) {}
+
+    /** Offsets in a layer's vector of small constants: [attn_norm, eps | ffn_norm, eps | bias q, k, v | bias o]. */
+    private record LayerVec(FloatArray vec, int attnNorm, int ffnNorm, int biasQkv, int biasOut) {}
+
     private final LoadedModel m;
     private final ModelConfig c;
     private final Shape shape;
+    private final Tuning tuning;
     private final Progress progress;
-    private final boolean nativeHalf;
     private final FloatArray pow2 = KernelSupport.halfTable();
-    /** Work-items per output row of a one-row product, per attention head, per RMSNorm. */
-    private final int local, attLocal, normLocal = KernelSupport.MAX_LOCAL;
+    private final int local, attLocal;
     private final Graphs out = new Graphs();
     /** The residual stream [rows × dim]: the activation that flows from graph to graph. */
     private final FloatArray x;
     private long packed, toPack;
 
-    GraphBuilder(LoadedModel m, Shape shape, int local, boolean nativeHalf, Progress progress) {
+    GraphBuilder(LoadedModel m, Shape shape, Tuning tuning, Progress progress) {
         this.m = m;
         this.c = m.config();
         this.shape = shape;
-        this.local = local;
-        this.nativeHalf = nativeHalf;
+        this.tuning = tuning;
+        this.local = tuning.local();
+        this.attLocal = tuning.attLocal();
         this.progress = progress;
-        this.attLocal = Math.max(32, pow2AtLeast(c.headDim()));
         this.x = new FloatArray(shape.rows() * c.dim());
         for (TensorData t : m.tensors().values()) {
             if (t.dims().length > 1) {
                 toPack += t.data().byteSize();
             }
         }
+        out.meta.set(BatchLayout.LANES, tuning.lanes());
+        out.meta.set(BatchLayout.TILES, tuning.itemTiles() ? BatchLayout.TILES_ITEMS : BatchLayout.TILES_GROUPS);
     }
 
-    /** Device bytes of the activation buffers (each graph has its own), for the memory check before allocation. */
+    /**
+     * Device bytes of the activation buffers (each forward graph has its own work buffers, shared by its layers; the
+     * split attention's partial results counted at the most splits), for the memory check before allocation.
+     */
     static long activationBytes(ModelConfig c, Shape s) {
         long wide = Math.max(Math.max(c.dim(), c.qDim()), c.ffn());
-        long perLayer = (long) s.rows() * (2L * Math.max(c.dim(), c.qDim()) + wide + 2L * c.qDim() + 2L * c.kvDim() + c.ffn());
-        long logits = (long) s.outputs() * (3L * c.dim() + c.vocabSize() + 2L * ARGMAX_GROUPS);
-        return 4 * ((long) c.layers() * perLayer + logits + (long) s.rows() * (c.dim() + c.headDim()) + BatchLayout.SIZE);
+        long scratch = (long) s.rows() * (Math.max(c.dim(), c.qDim()) + wide + 2L * c.qDim() + 2L * c.kvDim() + c.ffn()
+                + (long) c.heads() * DeviceTuning.MAX_SPLITS * (c.headDim() + 2));
+        long graphs = (c.layers() + layersPerGraph(c) - 1) / layersPerGraph(c);
+        long logits = (long) s.outputs() * (2L * c.dim() + c.vocabSize() + 2L * ARGMAX_GROUPS);
+        return 4 * (graphs * scratch + logits + (long) s.rows() * (c.dim() + c.headDim()) + BatchLayout.SIZE);
     }
 
     /** Device bytes of the KV caches of every slot. */
@@ -115,29 +149,82 @@ final class GraphBuilder {
         return n <= 1 ? 1 : Integer.highestOneBit(n - 1) << 1;
     }
 
-    private static int roundUp(int n, int m) {
+    private static long roundUp(long n, long m) {
         return (n + m - 1) / m * m;
     }
 
     private DeviceWeight matrix(String name) {
         TensorData t = m.tensor(name);
-        DeviceWeight d = DeviceWeight.of(t, nativeHalf, pow2);
+        DeviceWeight d = DeviceWeight.of(t, tuning.nativeHalf(), pow2);
         packed += t.data().byteSize();
         progress.update("preparing weights for the device", packed, toPack);
         return d;
     }
 
-    private FloatArray vector(String name) {
+    /** Matrices stacked row-wise for a fused product. */
+    private DeviceWeight stacked(String... names) {
+        List<TensorData> parts = new ArrayList<>();
+        for (String n : names) {
+            parts.add(m.tensor(n));
+        }
+        DeviceWeight d = DeviceWeight.stacked(parts, tuning.nativeHalf(), pow2);
+        for (TensorData t : parts) {
+            packed += t.data().byteSize();
+        }
+        progress.update("preparing weights for the device", packed, toPack);
+        return d;
+    }
+
+    /** A layer's norms (each followed by eps) and biases in one array. */
+    private LayerVec layerVec(String p) {
+        List<float[]> parts = new ArrayList<>();
+        float[] eps = {c.rmsEps()};
+        parts.add(floats(p + "attn_norm.weight"));
+        parts.add(eps);
+        int ffnNorm = c.dim() + 1;
+        parts.add(floats(p + "ffn_norm.weight"));
+        parts.add(eps);
+        int at = 2 * c.dim() + 2, biasQkv = -1, biasOut = -1;
+        if (c.qkvBias()) {
+            biasQkv = at;
+            parts.add(floats(p + "attn_q.bias"));
+            parts.add(floats(p + "attn_k.bias"));
+            parts.add(floats(p + "attn_v.bias"));
+            at += c.qDim() + 2 * c.kvDim();
+        }
+        if (c.outBias()) {
+            biasOut = at;
+            parts.add(floats(p + "attn_output.bias"));
+        }
+        return new LayerVec(concat(parts), 0, ffnNorm, biasQkv, biasOut);
+    }
+
+    private static FloatArray concat(List<float[]> parts) {
+        int n = 0;
+        for (float[] f : parts) {
+            n += f.length;
+        }
+        float[] all = new float[n];
+        int at = 0;
+        for (float[] f : parts) {
+            System.arraycopy(f, 0, all, at, f.length);
+            at += f.length;
+        }
+        return DeviceLayouts.floats(all);
+    }
+
+    private float[] floats(String name) {
         TensorData t = m.tensor(name);
         float[] f = new float[(int) t.elements()];
         Quants.dequantize(t.type(), t.data(), 0, f, 0, f.length);
-        return DeviceLayouts.floats(f);
+        return f;
     }
 
-    private void grid(String graph, String task, int global, int localSize) {
-        WorkerGrid1D w = new WorkerGrid1D(roundUp(global, localSize));
+    private void grid(String graph, String task, long global, int localSize) {
+        WorkerGrid1D w = new WorkerGrid1D(Math.toIntExact(roundUp(global, localSize)));
         w.setLocalWork(localSize, 1, 1);
         out.grid.addWorkerGrid(graph + "." + task, w);
+        out.tasks.merge(graph, 1, Integer::sum);
     }
 
     /** A grid of one work-group of {@code localSize} per row (or per output row), resized per batch. */
@@ -146,8 +233,11 @@ final class GraphBuilder {
         WorkerGrid1D w = new WorkerGrid1D((outputs ? shape.outputs() : shape.rows()) * perRow);
         w.setLocalWork(localSize, 1, 1);
         out.grid.addWorkerGrid(graph + "." + task, w);
-        (outputs ? out.perOutput : out.perRow).add(w);
-        (outputs ? out.perOutputSize : out.perRowSize).add(perRow);
+        out.tasks.merge(graph, 1, Integer::sum);
+        if (!tuning.fixedGrids()) {
+            (outputs ? out.perOutput : out.perRow).add(w);
+            (outputs ? out.perOutputSize : out.perRowSize).add(perRow);
+        }
     }
 
     /** Copies every distinct array to the device on the first execution. */
@@ -162,9 +252,9 @@ final class GraphBuilder {
         g.transferToDevice(DataTransferMode.FIRST_EXECUTION, distinct.toArray());
     }
 
-    /** One graph's own work buffers (buffers never cross graphs, apart from x, meta and rope). */
+    /** One graph's work buffers, shared by its layers (buffers never cross graphs, apart from x, meta and rope). */
     private final class Scratch {
-        final FloatArray xn, xr, q, k, v, att, hb;
+        final FloatArray xn, xr, q, k, v, att, hb, part;
 
         Scratch(int rows) {
             int wide = Math.max(Math.max(c.dim(), c.qDim()), c.ffn());
@@ -175,142 +265,199 @@ final class GraphBuilder {
             v = new FloatArray(rows * c.kvDim());
             att = new FloatArray(rows * c.qDim());
             hb = new FloatArray(rows * c.ffn());
+            part = new FloatArray(tuning.splits() > 1 ? rows * c.heads() * tuning.splits() * (c.headDim() + 2) : 1);
         }
     }
 
-    /** The input a matrix reads: {@code in}, or in rounded to the Q8_0 grid into xr (a task added here). */
-    private FloatArray input(TaskGraph g, String graph, String task, DeviceWeight w, KernelContext ctx, FloatArray in, FloatArray xr, int width) {
-        if (!shape.roundActivations() || !w.quantized()) {
-            return in;
-        }
+    /** in rounded to the Q8_0 grid into xr, llama.cpp's activation quantization (a task added here). */
+    private FloatArray round(TaskGraph g, String graph, String task, KernelContext ctx, FloatArray in, FloatArray xr, int width) {
         g.task(task, BatchKernels::roundQ8, ctx, in, xr, out.meta, BatchLayout.ROWS, width);
         grid(graph, task, width / 32 + 1, 32);
         return xr;
     }
 
-    private void product(TaskGraph g, String graph, String task, DeviceWeight w, KernelContext ctx, FloatArray in, FloatArray y, int count, boolean residual) {
-        w.product(g, task, ctx, in, y, out.meta, count, residual);
-        grid(graph, task, w.rows * local, local);
+    private void product(TaskGraph g, String graph, String task, DeviceWeight w, KernelContext ctx, FloatArray in, FloatArray y, FloatArray vec, int count,
+                         boolean residual, int biasOff) {
+        w.product(g, task, ctx, in, y, vec, out.meta, count, residual, biasOff);
+        productGrid(graph, task, w.rows, GemmKernels.tiledGroups(w.rows, w.rows));
+        reads(task, w.bytes() + 4L * w.cols + (residual ? 4L * w.rows : 0));
     }
+
+    /** A product's grid: enough work-groups for the lane path (lanes items per row) and for the tiled paths. */
+    private void productGrid(String graph, String task, int rows, int tiledGroups) {
+        int groups = Math.max(GemmKernels.laneGroups(rows, tuning.lanes(), local), tiledGroups);
+        grid(graph, task, (long) groups * local, local);
+    }
+
+    /**
+     * The RMSNorm pass before a fused product, and what the product then reads: with llama.cpp's rounding (quantized
+     * weights) a norm-and-round pass always runs and the product reads the rounded rows (normOff −1); with
+     * {@code fuseNorm} the lane path normalises by itself and the pass runs for tiled passes only; otherwise the pass
+     * always runs and the product reads its output.
+     */
+    private record NormPlan(FloatArray input, int normOff) {}
+
+    private NormPlan norm(TaskGraph g, String graph, String task, KernelContext ctx, DeviceWeight w, Scratch s, LayerVec lv, int off) {
+        boolean round = shape.roundActivations() && w.quantized();
+        boolean fuse = !round && tuning.fuseNorm();
+        int mode = round ? BatchKernels.NORM_ROUND : fuse ? BatchKernels.NORM_SKIP_LANES : 0;
+        g.task(task, BatchKernels::rmsNorm, ctx, x, lv.vec(), s.xn, s.xr, out.meta, BatchLayout.ROWS, c.dim(), off, mode);
+        rowGrid(graph, task, 1, local, false);
+        return new NormPlan(round ? s.xr : s.xn, fuse ? off : -1);
+    }
+
+    /** Records for the profile that task {@code task} reads {@code bytes} per one-row pass. */
+    private void reads(String task, long bytes) {
+        out.bytes.merge(task.replaceFirst("^l\\d+_", ""), bytes, Long::sum);
+    }
+
+    /**
+     * Layers per forward graph: as many as TornadoVM's buffers for one graph hold, all of them when they fit;
+     * {@code internlm.tornado.layersPerGraph} overrides. Fewer graphs mean fewer host round trips per token. Two
+     * buffers limit a graph: the high-level code a TaskGraph records as tasks are added (TornadoTaskGraph's
+     * {@code highLevelCode}, a fixed 8192 bytes in 5.2: 15 bytes per task plus 5 per argument — about 9 layers of ours)
+     * and the bytecode it is compiled to ({@code tornado.tvm.maxbytecodesize}, 4096 bytes by default, which
+     * {@link TornadoSupport} raises to 1 MiB before TornadoVM starts: per object an allocation entry, a first-execution
+     * copy and a deallocation, per task a launch with its arguments and dependencies).
+     */
+    static int layersPerGraph(ModelConfig c) {
+        Integer forced = Integer.getInteger("internlm.tornado.layersPerGraph");
+        if (forced != null) {
+            if (forced < 1) {
+                throw new IllegalArgumentException("internlm.tornado.layersPerGraph must be at least 1");
+            }
+            return Math.min(forced, c.layers());
+        }
+        // at most 11 tasks per layer (norm, Q/K/V, RoPE + KV, attention, merge, output rounding, output projection,
+        // norm, SwiGLU, down rounding, down) of at most 15 arguments (TornadoVM 1.1.2-dev's task() limit); the
+        // embedding task and some slack first
+        long perLayerHighLevel = 11L * (15 + 5 * 15);
+        long byHighLevel = (HIGH_LEVEL_BUFFER - 256) / perLayerHighLevel;
+        long perLayerBytecode = 40L * 48 + 16L * (40 + 16 * 5 + 40);
+        long byBytecode = (TornadoSupport.bytecodeBufferSize() - 4096) / perLayerBytecode;
+        return (int) Math.max(1, Math.min(c.layers(), Math.min(byHighLevel, byBytecode)));
+    }
+
+    /** TornadoTaskGraph's buffer of high-level code per graph (TornadoVM 5.2: a fixed array, no setting). */
+    private static final int HIGH_LEVEL_BUFFER = 8192;
 
     Graphs build() {
         int dim = c.dim(), qDim = c.qDim(), kvDim = c.kvDim(), hd = c.headDim();
-        float eps = c.rmsEps();
         IntArray meta = out.meta;
         out.rope = new FloatArray(shape.rows() * hd);
-
-        // embedding: x[b] = token_embd[token_b]
-        DeviceWeight emb = matrix("token_embd.weight");
-        KernelContext ectx = new KernelContext();
-        TaskGraph e = new TaskGraph("embed").transferToDevice(DataTransferMode.EVERY_EXECUTION, meta);
-        constants(e, List.of(emb.arrays()));
-        emb.embedding(e, "embed", ectx, meta, x);
-        grid("embed", "embed", dim, 64);
-        e.persistOnDevice(meta, x);
-        out.graphs.add(e.snapshot());
-
-        String prev = "embed";
+        int perGraph = layersPerGraph(c), groups = (c.layers() + perGraph - 1) / perGraph;
         int slotsElements = shape.slots() * shape.capacity() * kvDim;
-        for (int l = 0; l < c.layers(); l++) {
-            String name = "layer" + l, p = "blk." + l + ".";
+        String prev = null;
+        for (int gi = 0; gi < groups; gi++) {
+            String name = groups == 1 ? "forward" : "forward" + gi;
             KernelContext ctx = new KernelContext();
             TaskGraph g = new TaskGraph(name);
-            if (l == 0) {
-                g.consumeFromDevice(prev, meta, x);
-                g.transferToDevice(DataTransferMode.EVERY_EXECUTION, out.rope);
+            Scratch s = new Scratch(shape.rows());
+            List<Object> consts = new ArrayList<>(List.of(s.xn, s.xr, s.q, s.k, s.v, s.att, s.hb));
+            if (tuning.splits() > 1) {
+                consts.add(s.part);
+            }
+            DeviceWeight emb = null;
+            if (gi == 0) {
+                g.transferToDevice(DataTransferMode.EVERY_EXECUTION, meta, out.rope);
+                emb = matrix("token_embd.weight");
+                consts.addAll(List.of(emb.arrays()));
             } else {
                 g.consumeFromDevice(prev, meta, x, out.rope);
             }
-            Scratch s = new Scratch(shape.rows());
-            FloatArray attnNorm = vector(p + "attn_norm.weight"), ffnNorm = vector(p + "ffn_norm.weight");
-            DeviceWeight wq = matrix(p + "attn_q.weight"), wk = matrix(p + "attn_k.weight"), wv = matrix(p + "attn_v.weight");
-            DeviceWeight wo = matrix(p + "attn_output.weight");
-            DeviceWeight gate = matrix(p + "ffn_gate.weight"), up = matrix(p + "ffn_up.weight"), down = matrix(p + "ffn_down.weight");
-            DeviceKvCache cache = DeviceKvCache.create(shape.kvF16(), slotsElements, pow2);
-            List<Object> consts = new ArrayList<>(List.of(s.xn, s.q, s.k, s.v, s.att, s.hb, attnNorm, ffnNorm));
-            if (shape.roundActivations()) {
-                consts.add(s.xr);
+            List<Runnable> tasks = new ArrayList<>();
+            if (emb != null) {
+                // embedding: x[b] = token_embd[token_b]
+                DeviceWeight table = emb;
+                tasks.add(() -> {
+                    table.embedding(g, "embed", ctx, meta, x);
+                    grid(name, "embed", dim, 64);
+                });
             }
-            consts.addAll(List.of(cache.arrays()));
-            for (DeviceWeight w : new DeviceWeight[] {wq, wk, wv, wo, gate, up, down}) {
-                consts.addAll(List.of(w.arrays()));
+            for (int l = gi * perGraph; l < Math.min(c.layers(), (gi + 1) * perGraph); l++) {
+                String t = "l" + l + "_", p = "blk." + l + ".";
+                LayerVec lv = layerVec(p);
+                DeviceWeight wqkv = stacked(p + "attn_q.weight", p + "attn_k.weight", p + "attn_v.weight");
+                DeviceWeight wo = matrix(p + "attn_output.weight");
+                DeviceWeight gateUp = stacked(p + "ffn_gate.weight", p + "ffn_up.weight");
+                DeviceWeight down = matrix(p + "ffn_down.weight");
+                DeviceKvCache cache = DeviceKvCache.create(shape.kvF16(), slotsElements, pow2);
+                consts.add(lv.vec());
+                consts.addAll(List.of(cache.arrays()));
+                for (DeviceWeight w : new DeviceWeight[] {wqkv, wo, gateUp, down}) {
+                    consts.addAll(List.of(w.arrays()));
+                }
+                tasks.add(() -> {
+                    // attention block: norm (or nothing, when fused), Q/K/V with biases, RoPE and the KV write, attention
+                    NormPlan an = norm(g, name, t + "attn_norm", ctx, wqkv, s, lv, lv.attnNorm());
+                    wqkv.qkv(g, t + "qkv", ctx, x, an.input(), lv.vec(), s.q, s.k, s.v, meta, qDim, kvDim, an.normOff(), lv.biasQkv());
+                    // the tiled paths run tiles of q, then of k, then of v
+                    productGrid(name, t + "qkv", qDim + 2 * kvDim, Math.max(GemmKernels.tiles(qDim) + 2 * GemmKernels.tiles(kvDim),
+                            GemmKernels.itemGroups(qDim) + 2 * GemmKernels.itemGroups(kvDim)));
+                    reads("qkv", wqkv.bytes() + 4L * dim);
+                    cache.ropeKv(g, t + "rope_kv", ctx, s.q, s.k, s.v, out.rope, meta, qDim, kvDim, hd);
+                    grid(name, t + "rope_kv", Math.max(qDim / 2, kvDim), 64);
+                    // llama.cpp rounds the attention output for a quantized Wo: in the attention kernel when the
+                    // head dimension holds whole blocks of 32, else in a pass of its own
+                    boolean roundOut = shape.roundActivations() && wo.quantized();
+                    boolean roundInAttention = roundOut && hd % 32 == 0;
+                    if (tuning.splits() > 1) {
+                        // flash-decoding: (row, head, chunk) work-groups, then a merge per (row, head)
+                        cache.attentionPartial(g, t + "attention", ctx, s.q, s.part, meta, c.heads(), c.kvHeads(), hd, tuning.splits());
+                        rowGrid(name, t + "attention", c.heads() * tuning.splits(), attLocal, false);
+                        g.task(t + "attn_merge", AttentionKernels::attentionMerge, ctx, s.part, s.att, meta, c.heads(), hd, tuning.splits(), roundInAttention ? 1 : 0);
+                        rowGrid(name, t + "attn_merge", c.heads(), attLocal, false);
+                    } else {
+                        cache.attention(g, t + "attention", ctx, s.q, s.att, meta, c.heads(), c.kvHeads(), hd, roundInAttention);
+                        rowGrid(name, t + "attention", c.heads(), attLocal, false);
+                    }
+                    reads("attention", 4L * qDim);
+                    out.kvBytesPerPosition += 2L * kvDim * DeviceKvCache.elementBytes(shape.kvF16());
+                    FloatArray attOut = s.att;
+                    if (roundOut && !roundInAttention) {
+                        attOut = round(g, name, t + "out_round", ctx, s.att, s.xr, qDim);
+                    }
+                    product(g, name, t + "out_proj", wo, ctx, attOut, x, lv.vec(), BatchLayout.ROWS, true, lv.biasOut());
+                    // feed-forward block
+                    NormPlan fn = norm(g, name, t + "ffn_norm", ctx, gateUp, s, lv, lv.ffnNorm());
+                    gateUp.swiglu(g, t + "swiglu", ctx, x, fn.input(), lv.vec(), s.hb, meta, fn.normOff());
+                    // item tiles: half of an item's rows are gate rows, half up rows
+                    productGrid(name, t + "swiglu", c.ffn(), GemmKernels.tiledGroups(c.ffn(), 2 * c.ffn()));
+                    reads("swiglu", gateUp.bytes() + 4L * dim);
+                    FloatArray downIn = shape.roundActivations() && down.quantized() ? round(g, name, t + "down_round", ctx, s.hb, s.xr, c.ffn()) : s.hb;
+                    product(g, name, t + "down", down, ctx, downIn, x, lv.vec(), BatchLayout.ROWS, true, -1);
+                });
             }
-            FloatArray bq = null, bk = null, bv = null, bo = null;
-            if (c.qkvBias()) {
-                bq = vector(p + "attn_q.bias");
-                bk = vector(p + "attn_k.bias");
-                bv = vector(p + "attn_v.bias");
-                consts.addAll(List.of(bq, bk, bv));
-            }
-            if (c.outBias()) {
-                bo = vector(p + "attn_output.bias");
-                consts.add(bo);
-            }
+            // the first-execution copies go before the tasks that read them
             constants(g, consts);
-
-            // attention block
-            g.task("attn_norm", BatchKernels::rmsNorm, ctx, x, attnNorm, s.xn, meta, BatchLayout.ROWS, dim, eps);
-            rowGrid(name, "attn_norm", 1, normLocal, false);
-            FloatArray in = input(g, name, "attn_round", wq, ctx, s.xn, s.xr, dim);
-            wq.qkv(g, "qkv", ctx, wk, wv, in, s.q, s.k, s.v, meta);
-            grid(name, "qkv", (qDim + 2 * kvDim) * local, local);
-            if (c.qkvBias()) {
-                g.task("bias_q", BatchKernels::addBias, ctx, s.q, bq, meta, qDim);
-                g.task("bias_k", BatchKernels::addBias, ctx, s.k, bk, meta, kvDim);
-                g.task("bias_v", BatchKernels::addBias, ctx, s.v, bv, meta, kvDim);
-                grid(name, "bias_q", qDim, 64);
-                grid(name, "bias_k", kvDim, 64);
-                grid(name, "bias_v", kvDim, 64);
-            }
-            cache.ropeKv(g, "rope_kv", ctx, s.q, s.k, s.v, out.rope, meta, qDim, kvDim, hd);
-            grid(name, "rope_kv", Math.max(qDim / 2, kvDim), 64);
-            cache.attention(g, "attention", ctx, s.q, s.att, meta, c.heads(), c.kvHeads(), hd);
-            rowGrid(name, "attention", c.heads(), attLocal, false);
-            product(g, name, "out_proj", wo, ctx, input(g, name, "out_round", wo, ctx, s.att, s.xr, qDim), x, BatchLayout.ROWS, true);
-            if (c.outBias()) {
-                g.task("bias_o", BatchKernels::addBias, ctx, x, bo, meta, dim);
-                grid(name, "bias_o", dim, 64);
-            }
-            // feed-forward block
-            g.task("ffn_norm", BatchKernels::rmsNorm, ctx, x, ffnNorm, s.xn, meta, BatchLayout.ROWS, dim, eps);
-            rowGrid(name, "ffn_norm", 1, normLocal, false);
-            gate.swiglu(g, "swiglu", ctx, up, input(g, name, "ffn_round", gate, ctx, s.xn, s.xr, dim), s.hb, meta);
-            grid(name, "swiglu", c.ffn() * local, local);
-            product(g, name, "down", down, ctx, input(g, name, "down_round", down, ctx, s.hb, s.xr, c.ffn()), x, BatchLayout.ROWS, true);
+            tasks.forEach(Runnable::run);
             g.persistOnDevice(meta, x, out.rope);
             out.graphs.add(g.snapshot());
+            out.names.add(name);
             prev = name;
         }
 
-        // logits of the output rows only: gather, final norm, LM head, argmax
+        // logits of the output rows only: final norm of the gathered rows (and their Q8_0 rounding for a quantized
+        // head in llama.cpp's mode), LM head, argmax
         KernelContext lctx = new KernelContext();
-        FloatArray outNorm = vector("output_norm.weight");
         DeviceWeight head = matrix(m.optionalTensor("output.weight") != null ? "output.weight" : "token_embd.weight");
+        FloatArray outNorm = concat(List.of(floats("output_norm.weight"), new float[] {c.rmsEps()}));
         int outs = shape.outputs();
-        FloatArray gathered = new FloatArray(outs * dim), normed = new FloatArray(outs * dim), rounded = new FloatArray(outs * dim);
+        boolean roundHead = shape.roundActivations() && head.quantized();
+        FloatArray normed = new FloatArray(outs * dim), rounded = new FloatArray(outs * dim);
         FloatArray argVal = new FloatArray(outs * ARGMAX_GROUPS);
         IntArray argIdx = new IntArray(outs * ARGMAX_GROUPS);
         out.logits = new FloatArray(outs * c.vocabSize());
         out.result = new IntArray(outs);
         out.hidden = normed;
         TaskGraph lg = new TaskGraph("logits").consumeFromDevice(prev, meta, x);
-        List<Object> consts = new ArrayList<>(List.of(gathered, normed, outNorm, out.logits, argVal, argIdx, out.result));
-        if (shape.roundActivations() && head.quantized()) {
-            consts.add(rounded);
-        }
+        List<Object> consts = new ArrayList<>(List.of(normed, rounded, outNorm, out.logits, argVal, argIdx, out.result));
         consts.addAll(List.of(head.arrays()));
         constants(lg, consts);
-        lg.task("gather", BatchKernels::gatherOutputs, lctx, x, gathered, meta, dim);
-        grid("logits", "gather", dim, 64);
-        lg.task("final_norm", BatchKernels::rmsNorm, lctx, gathered, outNorm, normed, meta, BatchLayout.OUT_ROWS, dim, eps);
-        rowGrid("logits", "final_norm", 1, normLocal, true);
-        FloatArray headIn = normed;
-        if (shape.roundActivations() && head.quantized()) {
-            lg.task("head_round", BatchKernels::roundQ8, lctx, normed, rounded, meta, BatchLayout.OUT_ROWS, dim);
-            grid("logits", "head_round", dim / 32 + 1, 32);
-            headIn = rounded;
-        }
-        product(lg, "logits", "lm_head", head, lctx, headIn, out.logits, BatchLayout.OUT_ROWS, false);
+        lg.task("final_norm", BatchKernels::rmsNorm, lctx, x, outNorm, normed, rounded, meta, BatchLayout.OUT_ROWS, dim, 0,
+                BatchKernels.NORM_GATHER | (roundHead ? BatchKernels.NORM_ROUND : 0));
+        rowGrid("logits", "final_norm", 1, local, true);
+        product(lg, "logits", "lm_head", head, lctx, roundHead ? rounded : normed, out.logits, outNorm, BatchLayout.OUT_ROWS, false, -1);
         lg.task("argmax_partial", BatchKernels::argmaxPartial, lctx, out.logits, argVal, argIdx, meta, c.vocabSize());
         grid("logits", "argmax_partial", ARGMAX_GROUPS * 256, 256);
         lg.task("argmax_final", BatchKernels::argmaxFinal, lctx, argVal, argIdx, out.result, meta, ARGMAX_GROUPS);
@@ -318,6 +465,7 @@ final class GraphBuilder {
         lg.transferToHost(DataTransferMode.EVERY_EXECUTION, out.result);
         lg.transferToHost(DataTransferMode.UNDER_DEMAND, out.logits, normed);
         out.graphs.add(lg.snapshot());
+        out.names.add("logits");
         progress.update("preparing weights for the device", toPack, toPack);
         return out;
     }

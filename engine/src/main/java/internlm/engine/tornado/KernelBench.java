@@ -2,10 +2,12 @@ package internlm.engine.tornado;
 
 import internlm.engine.bench.KernelRow;
 import internlm.engine.bench.Stats;
+import internlm.kernels.AttentionKernels;
+import internlm.kernels.BatchKernels;
+import internlm.kernels.BatchLayout;
 import internlm.kernels.DeviceLayouts;
+import internlm.kernels.GemmKernels;
 import internlm.kernels.KernelSupport;
-import internlm.kernels.LayerKernels;
-import internlm.kernels.References;
 import internlm.loader.TensorData;
 import internlm.loader.gguf.GgmlType;
 import internlm.loader.quant.Quants;
@@ -23,30 +25,34 @@ import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 
 import java.io.IOException;
 import java.io.PrintStream;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
-import java.util.function.Supplier;
+import java.util.function.Consumer;
 
 /**
- * {@code bench kernels}: every TornadoVM kernel the backend uses, at the real shapes of one model, on each device:
- * mat-vec per weight type and projection, fused QKV, SwiGLU, RMSNorm, attention at several depths and the two-phase
- * argmax. Each case is one task graph with its inputs on the device; the time per launch is TornadoVM's device
- * kernel time when its profiler reports one (else the wall time of execute()), GB/s and GFLOP/s follow from the
- * bytes and operations a launch needs, and the output is compared with the scalar reference in {@code References}
- * after every run. Variants (work-group sizes {@code wg64/wg128/wg256}, F16 as bits or {@code native} half) are
- * named, so a new one can be added here and compared side by side; {@code --variants} selects them by name.
+ * {@code bench kernels}: the kernels the TornadoVM backend runs when it decodes one token, at the real shapes of one
+ * model, on each device, launched exactly as the graph builder launches them ({@link DeviceWeight}'s tasks, meta with
+ * one row): the fused Q/K/V product (stacked matrices; RMSNorm read on the fly or from a norm pass), SwiGLU (stacked
+ * gate/up), the residual products (attention output, FFN down, LM head with {@code --lm-head}), the RMSNorm pass (and
+ * with Q8_0 rounding), attention in one pass or split over the context (flash-decoding, partial + merge) at several
+ * depths, and the two-phase argmax. µs per launch is TornadoVM's device kernel time when its profiler reports one
+ * (else the wall time of execute()); GB/s and GFLOP/s follow from the bytes and operations a launch needs; the output
+ * is checked against a host computation in double precision after every launch. Variants have names — work-group
+ * size {@code wgN}, work-items per output row {@code lN} (several rows per group), F16 as {@code bits} or
+ * {@code native} half, {@code norm} fused or read from a pass, {@code splitN} — so each tuning choice can be measured
+ * side by side; {@code --variants} selects them by name.
  */
 public final class KernelBench {
     private KernelBench() {}
 
     /**
-     * What to run. {@code kernels}: names to keep (empty = all of matvec, qkv, swiglu, rmsnorm, attention, argmax);
+     * What to run. {@code kernels}: names to keep (empty = all of qkv, swiglu, product, rmsnorm, attention, argmax);
      * {@code variants}: variant names to keep (empty = all); {@code types}: weight types; {@code depths}: attention
      * lengths; {@code lmHead}: also the vocabulary-wide projection (large).
      */
@@ -58,9 +64,15 @@ public final class KernelBench {
         void add(KernelRow r) throws IOException;
     }
 
-    /** One prepared case: its graph, the output to check and how. */
-    private record Case(String kernel, String variant, String shape, long bytes, long flops, Supplier<TaskGraph> graph, int global, int local,
-                        FloatArray out, IntArray outInt, float[] expect, double tolerance) {}
+    /** A launch shape: task name, work-items, work-group size. */
+    private record Launch(String task, long global, int local) {}
+
+    /** One prepared case: its graph (tasks added to g), launches, the output to check against expect within tolerance. */
+    private record Case(String kernel, String variant, String shape, long bytes, long flops, Consumer<TaskGraph> tasks, List<Launch> launches,
+                        Object[] inputs, FloatArray out, IntArray outInt, double[] expect, double tolerance) {}
+
+    /** Product variants: name, work-group size, work-items per output row. */
+    private static final Object[][] PRODUCT_VARIANTS = {{"wg64", 64, 64}, {"wg64 l16", 64, 16}, {"wg128", 128, 128}, {"wg128 l32", 128, 32}, {"wg256 l32", 256, 32}};
 
     public static void run(Plan plan, PrintStream log, Sink sink) throws IOException {
         for (String device : plan.devices()) {
@@ -102,27 +114,26 @@ public final class KernelBench {
     private static KernelRow measure(Plan plan, String device, TornadoProbe.Device dev, double bw, Case c, PrintStream log) {
         String commit = plan.commit(), time = Instant.now().truncatedTo(ChronoUnit.SECONDS).toString();
         GridScheduler grid = new GridScheduler();
-        WorkerGrid1D w = new WorkerGrid1D(c.global());
-        w.setLocalWork(c.local(), 1, 1);
-        grid.addWorkerGrid("k.run", w);
-        if (c.kernel().equals("argmax")) {
-            WorkerGrid1D f = new WorkerGrid1D(64);
-            f.setLocalWork(64, 1, 1);
-            grid.addWorkerGrid("k.final", f);
+        for (Launch l : c.launches()) {
+            WorkerGrid1D w = new WorkerGrid1D(Math.toIntExact(l.global()));
+            w.setLocalWork(l.local(), 1, 1);
+            grid.addWorkerGrid("k." + l.task(), w);
         }
-        TaskGraph g = c.graph().get();
+        TaskGraph g = new TaskGraph("k").transferToDevice(DataTransferMode.FIRST_EXECUTION, c.inputs());
+        c.tasks().accept(g);
+        g.transferToHost(DataTransferMode.UNDER_DEMAND, c.out() != null ? c.out() : c.outInt());
         TornadoExecutionPlan p = new TornadoExecutionPlan(g.snapshot());
         double maxErr = 0;
         boolean kernelTime = true;
         double[] us = new double[plan.reps()];
         try {
-            p.withDevice(TornadoExecutionPlan.getDevice(TornadoSupport.parseDevice(device)[0], TornadoSupport.parseDevice(device)[1]))
-                    .withGridScheduler(grid).withProfiler(ProfilerMode.SILENT);
+            int[] bd = TornadoSupport.parseDevice(device);
+            p.withDevice(TornadoExecutionPlan.getDevice(bd[0], bd[1])).withGridScheduler(grid).withProfiler(ProfilerMode.SILENT);
             for (int r = 0; r <= plan.reps(); r++) {
                 long t0 = System.nanoTime();
                 TornadoExecutionResult res = p.execute();
                 long wall = System.nanoTime() - t0;
-                long k = 0;
+                long k;
                 try {
                     k = res.getProfilerResult().getDeviceKernelTime();
                 } catch (RuntimeException e) {
@@ -158,14 +169,14 @@ public final class KernelBench {
         Stats s = Stats.of(us);
         double gbs = c.bytes() / (s.median() * 1e3), gflops = c.flops() / (s.median() * 1e3);
         String check = maxErr <= c.tolerance() ? "ok" : "FAILED";
-        log.printf(Locale.ROOT, "[%s] %-9s %-14s %-12s %9.1f µs %8.1f GB/s %7.1f GFLOP/s  max |err| %.2g %s%n", device, c.kernel(), c.variant(), c.shape(),
+        log.printf(Locale.ROOT, "[%s] %-9s %-22s %-22s %9.1f µs %8.2f GB/s %7.2f GFLOP/s  max |err| %.2g %s%n", device, c.kernel(), c.variant(), c.shape(),
                 s.median(), gbs, gflops, maxErr, check);
         return new KernelRow(commit, time, TornadoProbe.version(), device, dev.backend(), dev.name(), plan.shape().name(), c.kernel(), c.variant(), c.shape(),
                 c.bytes(), c.flops(), plan.reps(), s.mean(), s.stddev(), s.median(), gbs, gflops, bw > 0 ? bw : null, bw > 0 ? gbs / bw : null, maxErr, check,
                 kernelTime ? "device kernel time" : "wall time of execute()");
     }
 
-    // ------------------------------------------------------------------ the cases
+    // ------------------------------------------------------------------ inputs and host references
 
     private static float[] random(int n, double amp, SplittableRandom r) {
         float[] v = new float[n];
@@ -175,8 +186,8 @@ public final class KernelBench {
         return v;
     }
 
-    /** A weight matrix in a type: the device layout and the values it holds (the reference's input). */
-    private record Weights(DeviceMatrix device, float[] values) {}
+    /** A weight matrix in a type: the backend's device form and the values it holds (the reference's input). */
+    private record Weights(DeviceWeight device, float[] values) {}
 
     private static Weights weights(GgmlType type, int rows, int cols, boolean nativeHalf, SplittableRandom r) {
         float[] v = random(rows * cols, Math.sqrt(3.0 / cols), r);
@@ -185,130 +196,199 @@ public final class KernelBench {
             case F32 -> MemorySegment.copy(MemorySegment.ofArray(v), 0, seg, 0, 4L * v.length);
             case F16 -> {
                 for (int i = 0; i < v.length; i++) {
-                    seg.set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, 2L * i, Float.floatToFloat16(v[i]));
+                    seg.set(ValueLayout.JAVA_SHORT_UNALIGNED, 2L * i, Float.floatToFloat16(v[i]));
                 }
             }
             case Q8_0 -> Quants.quantizeQ8_0(v, 0, v.length, seg, 0);
             case Q4_0 -> Quants.quantizeQ4_0(v, 0, v.length, seg, 0);
             default -> throw new IllegalArgumentException("kernel benchmark types are F32, F16, Q8_0, Q4_0, not " + type);
         }
-        TensorData t = new TensorData("w", type, new long[] {cols, rows}, seg);
         float[] deq = new float[v.length];
         Quants.dequantize(type, seg, 0, deq, 0, deq.length);
-        return new Weights(DeviceMatrix.of(t, nativeHalf), deq);
+        return new Weights(DeviceWeight.of(new TensorData("w", type, new long[] {cols, rows}, seg), nativeHalf, KernelSupport.halfTable()), deq);
     }
 
-    private static long deviceBytes(GgmlType t, long n) {
-        return switch (t) {
-            case F32 -> 4 * n;
-            case F16 -> 2 * n;
-            case Q8_0 -> n + n / 32 * 4;
-            case Q4_0 -> n / 2 + n / 32 * 4;
-            default -> throw new IllegalArgumentException(t.toString());
-        };
+    private static double[] matvec(float[] w, double[] x, int from, int rows, int cols) {
+        double[] y = new double[rows];
+        for (int r = 0; r < rows; r++) {
+            double s = 0;
+            for (int c = 0; c < cols; c++) {
+                s += (double) w[(from + r) * cols + c] * x[c];
+            }
+            y[r] = s;
+        }
+        return y;
     }
 
-    private static double tolerance(float[] expect) {
+    private static double[] widen(float[] x) {
+        double[] d = new double[x.length];
+        for (int i = 0; i < x.length; i++) {
+            d[i] = x[i];
+        }
+        return d;
+    }
+
+    private static double[] rmsNorm(float[] x, float[] w, float eps) {
+        double ss = 0;
+        for (float v : x) {
+            ss += (double) v * v;
+        }
+        double scale = 1 / Math.sqrt(ss / x.length + eps);
+        double[] o = new double[x.length];
+        for (int i = 0; i < x.length; i++) {
+            o[i] = x[i] * scale * w[i];
+        }
+        return o;
+    }
+
+    private static double tolerance(double[] expect, double rel) {
         double m = 0;
-        for (float x : expect) {
+        for (double x : expect) {
             m = Math.max(m, Math.abs(x));
         }
-        return 1e-3 * Math.max(1, m);
+        return rel * Math.max(1, m);
     }
 
-    /** Mat-vec at every projection shape, fused QKV and SwiGLU, in one weight type. */
+    /** meta for one decode row at {@code position} of slot 0, with {@code lanes} work-items per output row. */
+    private static IntArray meta(int lanes, int position, int splits) {
+        IntArray m = new IntArray(BatchLayout.SIZE);
+        m.set(BatchLayout.ROWS, 1);
+        m.set(BatchLayout.OUT_ROWS, 1);
+        m.set(BatchLayout.LANES, lanes);
+        m.set(BatchLayout.POSITION, position);
+        m.set(BatchLayout.SPLITS, splits);
+        return m;
+    }
+
+    private static long productGroups(int rows, int lanes, int local) {
+        return Math.max(GemmKernels.laneGroups(rows, lanes, local), GemmKernels.tiles(rows));
+    }
+
+    // ------------------------------------------------------------------ the cases
+
+    /** Fused QKV (norm fused or from a pass), SwiGLU and the residual products in one weight type, every variant. */
     private static List<Case> typeCases(Plan plan, GgmlType type) {
         SyntheticModels.Shape s = plan.shape();
-        int dim = s.dim(), qd = s.qDim(), kvd = s.kvDim(), ffn = s.ffn();
+        int dim = s.dim(), qd = s.qDim(), kvd = s.kvDim(), ffn = s.ffn(), total = qd + 2 * kvd;
         List<Case> out = new ArrayList<>();
         SplittableRandom rnd = new SplittableRandom(7 + type.ordinal());
-        FloatArray pow2 = KernelSupport.halfTable();
-        List<int[]> proj = new ArrayList<>(List.of(new int[] {qd, dim}, new int[] {kvd, dim}, new int[] {dim, qd}, new int[] {ffn, dim}, new int[] {dim, ffn}));
-        List<String> projNames = new ArrayList<>(List.of("attn_q", "attn_k", "attn_output", "ffn_gate", "ffn_down"));
-        if (plan.lmHead()) {
-            proj.add(new int[] {s.vocab(), dim});
-            projNames.add("output");
+        float eps = 1e-5f;
+        float[] x = random(dim, 2, rnd), normW = random(dim, 1, rnd);
+        float[] vec = new float[dim + 1];
+        System.arraycopy(normW, 0, vec, 0, dim);
+        vec[dim] = eps;
+        double[] xnRef = rmsNorm(x, normW, eps);
+        float[] xnf = new float[dim];
+        for (int i = 0; i < dim; i++) {
+            xnf[i] = (float) xnRef[i];
         }
-        {
-            List<Boolean> halfModes = type == GgmlType.F16 ? List.of(false, true) : List.of(false);
-            for (int pi = 0; pi < proj.size(); pi++) {
-                int rows = proj.get(pi)[0], cols = proj.get(pi)[1];
-                String shape = projNames.get(pi) + " " + rows + "x" + cols;
-                for (boolean nativeHalf : halfModes) {
-                    Weights w = weights(type, rows, cols, nativeHalf, rnd);
-                    float[] x = random(cols, 1, rnd);
-                    float[] expect = References.matvec(w.values(), x, rows, cols);
-                    FloatArray xa = DeviceLayouts.floats(x), y = new FloatArray(rows);
-                    for (int local : new int[] {64, 128, 256}) {
-                        String variant = type.name() + (type == GgmlType.F16 ? (nativeHalf ? " native" : " bits") : "") + " wg" + local;
-                        out.add(new Case("matvec", variant, shape, deviceBytes(type, (long) rows * cols) + 4L * (rows + cols), 2L * rows * cols, () -> {
-                            TaskGraph g = new TaskGraph("k").transferToDevice(DataTransferMode.FIRST_EXECUTION, w.device().arrays())
-                                    .transferToDevice(DataTransferMode.FIRST_EXECUTION, xa, y, pow2);
-                            KernelTasks.matvec(g, "run", new KernelContext(), w.device(), pow2, xa, y);
-                            return g.transferToHost(DataTransferMode.UNDER_DEMAND, y);
-                        }, rows * local, local, y, null, expect, tolerance(expect)));
-                    }
+        FloatArray xa = DeviceLayouts.floats(x), xna = DeviceLayouts.floats(xnf), va = DeviceLayouts.floats(vec);
+        List<Boolean> halfModes = type == GgmlType.F16 ? List.of(false, true) : List.of(false);
+        for (boolean nativeHalf : halfModes) {
+            String t = type.name() + (type == GgmlType.F16 ? (nativeHalf ? " native" : " bits") : "");
+            Weights wqkv = weights(type, total, dim, nativeHalf, rnd);
+            double[] eqkv = matvec(wqkv.values(), xnRef, 0, total, dim);
+            FloatArray q = new FloatArray(qd), k = new FloatArray(kvd), v = new FloatArray(kvd);
+            double[] eq = java.util.Arrays.copyOf(eqkv, qd);
+            Weights gu = weights(type, 2 * ffn, dim, nativeHalf, rnd);
+            double[] g = matvec(gu.values(), xnRef, 0, ffn, dim), u = matvec(gu.values(), xnRef, ffn, ffn, dim), eh = new double[ffn];
+            for (int i = 0; i < ffn; i++) {
+                eh[i] = g[i] / (1 + Math.exp(-g[i])) * u[i];
+            }
+            FloatArray h = new FloatArray(ffn);
+            for (Object[] pv : PRODUCT_VARIANTS) {
+                int local = (int) pv[1], lanes = (int) pv[2];
+                for (boolean fused : new boolean[] {false, true}) {
+                    String variant = t + " " + pv[0] + (fused ? " norm" : "");
+                    IntArray meta = meta(lanes, 0, 1);
+                    int normOff = fused ? 0 : -1;
+                    out.add(new Case("qkv", variant, qd + "+" + kvd + "+" + kvd + "x" + dim, wqkv.device().bytes() + 4L * (dim + total) + (fused ? 4L * dim : 0),
+                            2L * total * dim, tg -> wqkv.device().qkv(tg, "run", new KernelContext(), xa, xna, va, q, k, v, meta, qd, kvd, normOff, -1),
+                            List.of(new Launch("run", productGroups(total, lanes, local) * local, local)), concat(wqkv.device().arrays(), xa, xna, va, q, k, v, meta),
+                            q, null, eq, tolerance(eq, 2e-3)));
+                    out.add(new Case("swiglu", variant, "2x" + ffn + "x" + dim, gu.device().bytes() + 4L * (dim + ffn) + (fused ? 4L * dim : 0), 4L * ffn * dim,
+                            tg -> gu.device().swiglu(tg, "run", new KernelContext(), xa, xna, va, h, meta, normOff),
+                            List.of(new Launch("run", productGroups(ffn, lanes, local) * local, local)), concat(gu.device().arrays(), xa, xna, va, h, meta),
+                            h, null, eh, tolerance(eh, 2e-3)));
                 }
             }
-            // fused QKV and SwiGLU at the default work-group size of the backend on GPUs (128)
-            Weights wq = weights(type, qd, dim, false, rnd), wk = weights(type, kvd, dim, false, rnd), wv = weights(type, kvd, dim, false, rnd);
-            float[] x = random(dim, 1, rnd);
-            FloatArray xa = DeviceLayouts.floats(x), q = new FloatArray(qd), k = new FloatArray(kvd), v = new FloatArray(kvd);
-            float[] eq = References.matvec(wq.values(), x, qd, dim);
-            out.add(new Case("qkv", type.name() + " wg128", qd + "+" + kvd + "+" + kvd + "x" + dim,
-                    deviceBytes(type, (long) (qd + 2 * kvd) * dim) + 4L * (dim + qd + 2 * kvd), 2L * (qd + 2 * kvd) * dim, () -> {
-                TaskGraph g = new TaskGraph("k").transferToDevice(DataTransferMode.FIRST_EXECUTION, wq.device().arrays())
-                        .transferToDevice(DataTransferMode.FIRST_EXECUTION, wk.device().arrays())
-                        .transferToDevice(DataTransferMode.FIRST_EXECUTION, wv.device().arrays())
-                        .transferToDevice(DataTransferMode.FIRST_EXECUTION, xa, q, k, v, pow2);
-                KernelTasks.qkv(g, "run", new KernelContext(), wq.device(), wk.device(), wv.device(), pow2, xa, q, k, v);
-                return g.transferToHost(DataTransferMode.UNDER_DEMAND, q);
-            }, (qd + 2 * kvd) * 128, 128, q, null, eq, tolerance(eq)));
-            Weights gate = weights(type, ffn, dim, false, rnd), up = weights(type, ffn, dim, false, rnd);
-            FloatArray h = new FloatArray(ffn);
-            float[] eh = References.swiglu(gate.values(), up.values(), x, ffn, dim);
-            out.add(new Case("swiglu", type.name() + " wg128", "2x" + ffn + "x" + dim, 2 * deviceBytes(type, (long) ffn * dim) + 4L * (dim + ffn),
-                    4L * ffn * dim, () -> {
-                TaskGraph g = new TaskGraph("k").transferToDevice(DataTransferMode.FIRST_EXECUTION, gate.device().arrays())
-                        .transferToDevice(DataTransferMode.FIRST_EXECUTION, up.device().arrays())
-                        .transferToDevice(DataTransferMode.FIRST_EXECUTION, xa, h, pow2);
-                KernelTasks.swiglu(g, "run", new KernelContext(), gate.device(), up.device(), pow2, xa, h);
-                return g.transferToHost(DataTransferMode.UNDER_DEMAND, h);
-            }, ffn * 128, 128, h, null, eh, tolerance(eh)));
+            // the products that add into the residual stream (run here as y = W·x, so that repeated launches check alike)
+            List<int[]> proj = new ArrayList<>(List.of(new int[] {dim, qd}, new int[] {dim, ffn}));
+            List<String> names = new ArrayList<>(List.of("attn_output", "ffn_down"));
+            if (plan.lmHead()) {
+                proj.add(new int[] {s.vocab(), dim});
+                names.add("output");
+            }
+            for (int pi = 0; pi < proj.size(); pi++) {
+                int rows = proj.get(pi)[0], cols = proj.get(pi)[1];
+                Weights w = weights(type, rows, cols, nativeHalf, rnd);
+                float[] xin = random(cols, 1, rnd);
+                double[] ey = matvec(w.values(), widen(xin), 0, rows, cols);
+                FloatArray xi = DeviceLayouts.floats(xin), y = new FloatArray(rows);
+                for (Object[] pv : PRODUCT_VARIANTS) {
+                    int local = (int) pv[1], lanes = (int) pv[2];
+                    IntArray meta = meta(lanes, 0, 1);
+                    out.add(new Case("product", t + " " + pv[0], names.get(pi) + " " + rows + "x" + cols, w.device().bytes() + 4L * (cols + rows),
+                            2L * rows * cols, tg -> w.device().product(tg, "run", new KernelContext(), xi, y, va, meta, BatchLayout.ROWS, false, -1),
+                            List.of(new Launch("run", productGroups(rows, lanes, local) * local, local)), concat(w.device().arrays(), xi, y, va, meta),
+                            y, null, ey, tolerance(ey, 2e-3)));
+                }
+            }
         }
         return out;
     }
 
-    /** RMSNorm, attention at the plan's depths, argmax. */
+    private static Object[] concat(Object[] first, Object... rest) {
+        Object[] all = java.util.Arrays.copyOf(first, first.length + rest.length);
+        System.arraycopy(rest, 0, all, first.length, rest.length);
+        return all;
+    }
+
+    /** RMSNorm (and with Q8_0 rounding), attention in one pass and split at the plan's depths, argmax. */
     private static List<Case> otherCases(Plan plan) {
         SyntheticModels.Shape s = plan.shape();
-        int dim = s.dim(), qd = s.qDim(), kvd = s.kvDim();
+        int dim = s.dim(), qd = s.qDim(), kvd = s.kvDim(), hd = s.headDim();
         List<Case> out = new ArrayList<>();
         SplittableRandom rnd = new SplittableRandom(5);
-        // RMSNorm: one work-group over the hidden state
-        float[] xn = random(dim, 2, rnd), wn = random(dim, 1, rnd);
-        float[] en = References.rmsNorm(xn, wn, 1e-5f);
-        FloatArray xna = DeviceLayouts.floats(xn), wna = DeviceLayouts.floats(wn), yn = new FloatArray(dim);
-        out.add(new Case("rmsnorm", "wg256", Integer.toString(dim), 12L * dim, 4L * dim, () -> new TaskGraph("k")
-                .transferToDevice(DataTransferMode.FIRST_EXECUTION, xna, wna, yn)
-                .task("run", LayerKernels::rmsNorm, new KernelContext(), xna, wna, yn, dim, 1e-5f)
-                .transferToHost(DataTransferMode.UNDER_DEMAND, yn), 256, 256, yn, null, en, tolerance(en)));
-        // attention of one token against caches of several depths
-        int hd = s.headDim(), attLocal = Math.max(32, Integer.highestOneBit(Math.max(1, hd - 1)) << 1);
-        for (int depth : plan.depths()) {
-            float[] qa = random(qd, 1, rnd), keys = random(depth * kvd, 1, rnd), values = random(depth * kvd, 1, rnd);
-            float[] ea = References.attention(qa, keys, values, depth, s.heads(), s.kvHeads(), hd);
-            FloatArray qf = DeviceLayouts.floats(qa), kc = DeviceLayouts.floats(keys), vc = DeviceLayouts.floats(values), att = new FloatArray(qd);
-            IntArray state = new IntArray(2);
-            state.set(0, 0);
-            state.set(1, depth - 1);
-            out.add(new Case("attention", "f32 cache wg" + attLocal, s.heads() + "/" + s.kvHeads() + " heads, depth " + depth, 8L * depth * kvd + 8L * qd,
-                    4L * depth * qd, () -> new TaskGraph("k")
-                    .transferToDevice(DataTransferMode.FIRST_EXECUTION, qf, kc, vc, att, state)
-                    .task("run", LayerKernels::attention, new KernelContext(), qf, kc, vc, att, state, s.heads(), s.kvHeads(), hd)
-                    .transferToHost(DataTransferMode.UNDER_DEMAND, att), s.heads() * attLocal, attLocal, att, null, ea, tolerance(ea)));
+        float[] x = random(dim, 2, rnd), w = random(dim, 1, rnd);
+        float[] vec = java.util.Arrays.copyOf(w, dim + 1);
+        vec[dim] = 1e-5f;
+        double[] en = rmsNorm(x, w, 1e-5f);
+        FloatArray xa = DeviceLayouts.floats(x), va = DeviceLayouts.floats(vec), yn = new FloatArray(dim), yr = new FloatArray(dim);
+        for (int local : new int[] {64, 128, 256}) {
+            IntArray meta = meta(local, 0, 1);
+            for (boolean round : new boolean[] {false, true}) {
+                // rounding moves a value by up to half a Q8_0 step of its block (amax / 254)
+                out.add(new Case("rmsnorm", "wg" + local + (round ? " round" : ""), Integer.toString(dim), 12L * dim + (round ? 4L * dim : 0), 4L * dim,
+                        tg -> tg.task("run", BatchKernels::rmsNorm, new KernelContext(), xa, va, yn, yr, meta, BatchLayout.ROWS, dim, 0, round ? BatchKernels.NORM_ROUND : 0),
+                        List.of(new Launch("run", local, local)), new Object[] {xa, va, yn, yr, meta}, round ? yr : yn, null, en,
+                        round ? tolerance(en, 1.0 / 200) : tolerance(en, 1e-5)));
+            }
         }
-        // argmax over the vocabulary (two phases in one graph: the grid is that of the first; the second runs one group)
+        // attention of one token over caches of several depths: one pass, and split over the context
+        int att = Math.max(32, GraphBuilder.pow2AtLeast(hd));
+        for (int depth : plan.depths()) {
+            float[] qv = random(qd, 1, rnd), keys = random(depth * kvd, 1, rnd), values = random(depth * kvd, 1, rnd);
+            double[] ea = attention(qv, keys, values, depth, s.heads(), s.kvHeads(), hd);
+            FloatArray qf = DeviceLayouts.floats(qv), kc = DeviceLayouts.floats(keys), vc = DeviceLayouts.floats(values), ao = new FloatArray(qd);
+            String shape = s.heads() + "/" + s.kvHeads() + " heads, depth " + depth;
+            long bytes = 8L * depth * kvd + 8L * qd, flops = 4L * depth * qd;
+            IntArray meta1 = meta(att, depth - 1, 1);
+            out.add(new Case("attention", "f32 cache wg" + att, shape, bytes, flops,
+                    tg -> tg.task("run", AttentionKernels::attention, new KernelContext(), qf, kc, vc, ao, meta1, s.heads(), s.kvHeads(), hd, 0),
+                    List.of(new Launch("run", (long) s.heads() * att, att)), new Object[] {qf, kc, vc, ao, meta1}, ao, null, ea, tolerance(ea, 1e-3)));
+            for (int splits : new int[] {8, 32}) {
+                int active = Math.max(1, Math.min(splits, depth / DeviceTuning.SPLIT_MIN_POSITIONS));
+                IntArray meta = meta(att, depth - 1, active);
+                FloatArray part = new FloatArray(s.heads() * splits * (hd + 2)), merged = new FloatArray(qd);
+                out.add(new Case("attention", "f32 cache wg" + att + " split" + splits, shape, bytes, flops, tg -> {
+                    tg.task("run", AttentionKernels::attentionPartial, new KernelContext(), qf, kc, vc, part, meta, s.heads(), s.kvHeads(), hd, splits);
+                    tg.task("merge", AttentionKernels::attentionMerge, new KernelContext(), part, merged, meta, s.heads(), hd, splits, 0);
+                }, List.of(new Launch("run", (long) s.heads() * splits * att, att), new Launch("merge", (long) s.heads() * att, att)),
+                        new Object[] {qf, kc, vc, part, merged, meta}, merged, null, ea, tolerance(ea, 1e-3)));
+            }
+        }
+        // argmax over the vocabulary (two phases in one graph)
         float[] logits = random(s.vocab(), 10, rnd);
         int best = 0;
         for (int i = 1; i < logits.length; i++) {
@@ -317,12 +397,43 @@ public final class KernelBench {
             }
         }
         FloatArray la = DeviceLayouts.floats(logits), pv = new FloatArray(64);
-        IntArray pi = new IntArray(64), res = new IntArray(1);
-        out.add(new Case("argmax", "64 groups wg256", Integer.toString(s.vocab()), 4L * s.vocab(), s.vocab(), () -> new TaskGraph("k")
-                .transferToDevice(DataTransferMode.FIRST_EXECUTION, la, pv, pi, res)
-                .task("run", LayerKernels::argmaxPartial, new KernelContext(), la, pv, pi, s.vocab())
-                .task("final", LayerKernels::argmaxFinal, new KernelContext(), pv, pi, res, 64)
-                .transferToHost(DataTransferMode.UNDER_DEMAND, res), 64 * 256, 256, null, res, new float[] {best}, 0));
+        IntArray pi = new IntArray(64), res = new IntArray(1), meta = meta(256, 0, 1);
+        out.add(new Case("argmax", "64 groups wg256", Integer.toString(s.vocab()), 4L * s.vocab(), s.vocab(), tg -> {
+            tg.task("run", BatchKernels::argmaxPartial, new KernelContext(), la, pv, pi, meta, s.vocab());
+            tg.task("final", BatchKernels::argmaxFinal, new KernelContext(), pv, pi, res, meta, 64);
+        }, List.of(new Launch("run", 64 * 256, 256), new Launch("final", 64, 64)), new Object[] {la, pv, pi, res, meta}, null, res, new double[] {best}, 0));
+        return out;
+    }
+
+    /** Causal attention of one query over {@code len} cached positions, per head (grouped-query heads share K/V). */
+    private static double[] attention(float[] q, float[] keys, float[] values, int len, int heads, int kvHeads, int hd) {
+        int kvDim = kvHeads * hd;
+        double[] out = new double[heads * hd];
+        for (int h = 0; h < heads; h++) {
+            int g = h / (heads / kvHeads);
+            double[] sc = new double[len];
+            double mx = Double.NEGATIVE_INFINITY;
+            for (int t = 0; t < len; t++) {
+                double d = 0;
+                for (int i = 0; i < hd; i++) {
+                    d += (double) q[h * hd + i] * keys[t * kvDim + g * hd + i];
+                }
+                sc[t] = d / Math.sqrt(hd);
+                mx = Math.max(mx, sc[t]);
+            }
+            double sum = 0;
+            for (int t = 0; t < len; t++) {
+                sc[t] = Math.exp(sc[t] - mx);
+                sum += sc[t];
+            }
+            for (int i = 0; i < hd; i++) {
+                double a = 0;
+                for (int t = 0; t < len; t++) {
+                    a += sc[t] * values[t * kvDim + g * hd + i];
+                }
+                out[h * hd + i] = a / sum;
+            }
+        }
         return out;
     }
 }

@@ -4,7 +4,6 @@ import internlm.engine.model.Backend;
 import internlm.engine.model.Batch;
 import internlm.engine.model.Rope;
 import internlm.kernels.BatchLayout;
-import internlm.kernels.GemmKernels;
 import internlm.kernels.KernelSupport;
 import internlm.loader.LoadedModel;
 import internlm.loader.ModelConfig;
@@ -14,11 +13,10 @@ import uk.ac.manchester.tornado.api.TornadoExecutionPlan;
 import uk.ac.manchester.tornado.api.TornadoExecutionResult;
 import uk.ac.manchester.tornado.api.common.TornadoDevice;
 import uk.ac.manchester.tornado.api.enums.ProfilerMode;
-import uk.ac.manchester.tornado.api.enums.TornadoDeviceType;
 
 /**
  * The GPU backend: runs batches of rows — prompt chunks and decode tokens of several sequences mixed — through the
- * task graphs {@link GraphBuilder} makes from the model (one embedding graph, one per layer, one for the logits),
+ * task graphs {@link GraphBuilder} makes from the model (the forward graph — embedding and layers — and the logits graph),
  * with the KV caches of {@link Settings#sequences} slots of {@link Settings#context} positions on the device. Batches
  * of up to {@code internlm.tornado.batch} rows (default and most {@value BatchLayout#MAX_ROWS}) run in one pass: the
  * products then read each weight once per batch; larger batches run in consecutive passes. A one-row batch (decode
@@ -44,12 +42,14 @@ public final class TornadoBackend implements Backend {
     private final GraphBuilder.Graphs graphs;
     private final TornadoExecutionPlan plan;
     private final String deviceName;
-    /** The tiled products' variant, BatchLayout.TILES_*. */
-    private final int tiles;
+    private final DeviceTuning.Facts facts;
+    private final GraphBuilder.Tuning tuning;
+    /** TornadoVM's withCUDAGraph() when it is used (PTX backend, runtime that has it, not turned off), else null. */
+    private final java.lang.reflect.Method cudaGraphs;
     private final boolean invariant = Boolean.getBoolean("internlm.tornado.batchInvariant");
     private final TornadoSequence[] slots;
     private final float[] ropeScratch;
-    private final TornadoProfile profile = new TornadoProfile();
+    private final TornadoProfile profile;
 
     public TornadoBackend(LoadedModel model, Settings settings, Progress progress) {
         String why = TornadoSupport.unavailableReason();
@@ -79,15 +79,20 @@ public final class TornadoBackend implements Backend {
         }
         this.slots = new TornadoSequence[settings.sequences()];
         this.ropeScratch = new float[shape.rows() * c.headDim()];
-        this.graphs = new GraphBuilder(model, shape, localSize(deviceName), Boolean.getBoolean("internlm.tornado.nativeHalf"), progress).build();
-        this.tiles = tiles(probe.getDeviceType());
-        graphs.meta.set(BatchLayout.TILES, tiles);
+        this.facts = DeviceTuning.facts(probe);
+        this.cudaGraphs = CudaGraphs.wanted(facts);
+        this.tuning = DeviceTuning.choose(facts, c.headDim(), c.heads(), settings.context(), cudaGraphs != null || Boolean.getBoolean("internlm.tornado.fixedGrids"));
+        this.graphs = new GraphBuilder(model, shape, tuning, progress).build();
+        this.profile = new TornadoProfile(graphs.bytes, graphs.kvBytesPerPosition);
         TornadoExecutionPlan p = new TornadoExecutionPlan(graphs.graphs.toArray(new uk.ac.manchester.tornado.api.ImmutableTaskGraph[0]));
         if (device != null) {
             p.withDevice(device);
         }
         if (settings.profile()) {
             p.withProfiler(ProfilerMode.SILENT);
+        }
+        if (cudaGraphs != null) {
+            CudaGraphs.enable(p, cudaGraphs);
         }
         this.plan = p;
         progress.update("compiling the kernels for " + deviceName, 0, 1);
@@ -100,31 +105,6 @@ public final class TornadoBackend implements Backend {
         run(new int[] {Math.max(0, model.vocab().bos())}, new int[] {0}, new int[] {0}, new double[] {c.ropeTheta()}, 1, 1);
         progress.update("copying the weights to the device", 1, 1);
         profile.clear();
-    }
-
-    /**
-     * The tiled products' variant for the device (see GemmKernels): item tiles on CPU devices, work-group tiles
-     * elsewhere; -Dinternlm.tornado.tiles=items|groups overrides.
-     */
-    static int tiles(TornadoDeviceType type) {
-        String forced = System.getProperty("internlm.tornado.tiles", "");
-        return switch (forced) {
-            case "items" -> BatchLayout.TILES_ITEMS;
-            case "groups" -> BatchLayout.TILES_GROUPS;
-            case "" -> type == TornadoDeviceType.CPU ? BatchLayout.TILES_ITEMS : BatchLayout.TILES_GROUPS;
-            default -> throw new IllegalArgumentException("internlm.tornado.tiles must be items or groups, got '" + forced + "'");
-        };
-    }
-
-    /** Work-items per output row of a one-row product (-Dinternlm.tornado.local overrides). */
-    private static int localSize(String deviceName) {
-        String lower = deviceName.toLowerCase();
-        int dflt = lower.contains("nvidia") || lower.contains("tesla") || lower.contains("geforce") || lower.matches(".*\\b[hab]100.*") ? 128 : 64;
-        int local = Integer.getInteger("internlm.tornado.local", dflt);
-        if (Integer.bitCount(local) != 1 || local > KernelSupport.MAX_LOCAL || local < GemmKernels.TILE_ROWS) {
-            throw new IllegalArgumentException("internlm.tornado.local must be a power of two between " + GemmKernels.TILE_ROWS + " and " + KernelSupport.MAX_LOCAL);
-        }
-        return local;
     }
 
     @Override
@@ -155,8 +135,10 @@ public final class TornadoBackend implements Backend {
     @Override
     public String description() {
         return "TornadoVM on " + deviceName + " (" + slots.length + " sequence slot(s) of " + settings.context() + " tokens, KV cache "
-                + (settings.kvCacheF16() ? "F16" : "F32") + ", batches of up to " + shape.rows() + " rows, "
-                + (tiles == BatchLayout.TILES_ITEMS ? "item" : "work-group") + " tiles)";
+                + (settings.kvCacheF16() ? "F16" : "F32") + ", batches of up to " + shape.rows() + " rows; " + facts.describe() + "; work-groups of "
+                + tuning.local() + ", " + tuning.lanes() + " per output row, attention in " + tuning.splits() + " split(s), RMSNorm " + (tuning.fuseNorm() ? "fused into the products" : "as a pass")
+                + ", F16 weights " + (tuning.nativeHalf() ? "as native half" : "as raw bits") + ", " + (tuning.itemTiles() ? "item" : "work-group")
+                + " tiles, CUDA graphs " + (cudaGraphs != null ? "on" : "off") + ")";
     }
 
     // ------------------------------------------------------------------ sizes
@@ -319,8 +301,9 @@ public final class TornadoBackend implements Backend {
         meta.set(BatchLayout.ROWS, n);
         meta.set(BatchLayout.OUT_ROWS, outs);
         meta.set(BatchLayout.MODE, invariant ? BatchLayout.MODE_INVARIANT : 0);
-        int hd = c.headDim();
+        int hd = c.headDim(), longest = 0;
         for (int b = 0; b < n; b++) {
+            longest = Math.max(longest, positions[b] + 1);
             meta.set(BatchLayout.TOKEN + b, tokens[b]);
             meta.set(BatchLayout.POSITION + b, positions[b]);
             meta.set(BatchLayout.CACHE_BASE + b, cacheBases[b]);
@@ -329,17 +312,30 @@ public final class TornadoBackend implements Backend {
         for (int i = 0; i < n * hd; i++) {
             graphs.rope.set(i, ropeScratch[i]);
         }
+        // context splits of the attention this pass needs: one per splitPositions positions of its longest row
+        meta.set(BatchLayout.SPLITS, Math.max(1, Math.min(tuning.splits(), (longest + tuning.splitPositions() - 1) / tuning.splitPositions())));
         graphs.size(n, outs);
         int count = graphs.graphs.size();
         int last = outs > 0 ? count : count - 1;
+        if (settings.profile()) {
+            long cached = 0;
+            for (int b = 0; b < n; b++) {
+                cached += positions[b] + 1L;
+            }
+            profile.begin(n, cached);
+        }
+        long t0 = System.nanoTime();
         TornadoExecutionResult r = null;
         for (int i = 0; i < last; i++) {
             r = plan.withGraph(i).withGridScheduler(graphs.grid).execute();
             if (settings.profile()) {
-                profile.record(i == 0 ? "embed" : i == count - 1 ? "logits" : "layers", r);
+                profile.record(graphs.names.get(i), graphs.tasks.get(graphs.names.get(i)), r);
+                plan.clearProfiles(); // TornadoVM appends every execution to the log: keep it to this one
             }
         }
-        profile.batch(n);
+        if (settings.profile()) {
+            profile.end(System.nanoTime() - t0);
+        }
         return r;
     }
 

@@ -23,7 +23,32 @@ public final class TornadoSupport {
         } catch (ClassNotFoundException | LinkageError e) {
             return "TornadoVM's system properties are set but its API classes cannot be loaded (" + e + "): check the TornadoVM SDK";
         }
+        setDefault(BYTECODE_PROPERTY, Integer.toString(BYTECODE_BUFFER));
         return null;
+    }
+
+    /** TornadoVM's bytecode buffer per task graph: read once, when TornadoVM compiles its first graph. */
+    private static final String BYTECODE_PROPERTY = "tornado.tvm.maxbytecodesize";
+    /** Our default for it (TornadoVM's is 4096 bytes, about one layer): room for all layers of a model in one graph. */
+    private static final int BYTECODE_BUFFER = 1 << 20;
+
+    private static void setDefault(String key, String value) {
+        if (System.getProperty(key) == null) {
+            System.setProperty(key, value);
+        }
+    }
+
+    /**
+     * The bytecode buffer TornadoVM gives a task graph: the value its compiler read (it keeps the first value it sees),
+     * else the property, else TornadoVM's default.
+     */
+    static int bytecodeBufferSize() {
+        try {
+            Class<?> b = Class.forName("uk.ac.manchester.tornado.runtime.graph.TornadoVMBytecodeBuilder");
+            return b.getField("MAX_TORNADO_VM_BYTECODE_SIZE").getInt(null);
+        } catch (ReflectiveOperationException | RuntimeException | LinkageError e) {
+            return Integer.getInteger(BYTECODE_PROPERTY, 4096);
+        }
     }
 
     public static boolean available() {

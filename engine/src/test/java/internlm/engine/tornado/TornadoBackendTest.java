@@ -168,7 +168,8 @@ class TornadoBackendTest {
                 new Spec("internlm2", 128, 2, 16, 1, 0, 160, 512, 5e7, 1e-5f, GgmlType.Q8_0, false, 2), // 16:1 GQA
                 new Spec("internlm2", 96, 2, 6, 3, 0, 224, 512, 1e6, 1e-5f, GgmlType.Q4_0, false, 3),
                 new Spec("llama", 64, 2, 8, 1, 0, 128, 512, 1e6, 1e-5f, GgmlType.F16, false, 4),       // 8:1
-                new Spec("internlm2", 64, 2, 4, 4, 0, 128, 512, 1e6, 1e-5f, GgmlType.BF16, false, 5)};
+                new Spec("internlm2", 64, 2, 4, 4, 0, 128, 512, 1e6, 1e-5f, GgmlType.BF16, false, 5),
+                new Spec("internlm2", 64, 12, 4, 2, 0, 128, 512, 1e6, 1e-5f, GgmlType.Q8_0, false, 6)}; // 12 layers: two forward graphs
         int i = 0;
         for (Spec s : specs) {
             Path p = tmp.resolve("s" + i++ + ".gguf");
@@ -176,6 +177,55 @@ class TornadoBackendTest {
             // exact float activations on both: the kernels must agree to float rounding
             try (Engine cpu = load(p, "cpu", false, false); Engine gpu = load(p, "tornado", false, false)) {
                 compare(cpu, gpu, new int[] {1, 40, 41, 42, 200, 7}, 6, s.toString());
+            }
+        }
+    }
+
+    /**
+     * The choices a GPU gets (several output rows per work-group, RMSNorm read by the products, attention split over
+     * the context with a merge, splits of 4 positions so that short sequences use them), forced on this device: the
+     * same results as the CPU, with exact activations and with llama.cpp's rounding, F32 and F16 KV caches.
+     */
+    @Test
+    void gpuTuningOnThisDevice() throws Exception {
+        String[][] props = {{"internlm.tornado.lanes", "16"}, {"internlm.tornado.fuseNorm", "true"}, {"internlm.tornado.attentionSplits", "4"},
+                {"internlm.tornado.attentionSplitPositions", "4"}};
+        for (String[] kv : props) {
+            System.setProperty(kv[0], kv[1]);
+        }
+        try {
+            Spec[] specs = {
+                    new Spec("llama", 64, 2, 4, 2, 32, 96, 512, 1e4, 1e-6f, GgmlType.F32, true, 1),       // v1 biases, head_dim 32
+                    new Spec("internlm2", 128, 2, 16, 1, 0, 160, 512, 5e7, 1e-5f, GgmlType.Q8_0, false, 2), // 16:1 GQA
+                    new Spec("internlm2", 96, 2, 6, 3, 0, 224, 512, 1e6, 1e-5f, GgmlType.Q4_0, false, 3),
+                    new Spec("llama", 64, 2, 8, 1, 0, 128, 512, 1e6, 1e-5f, GgmlType.F16, false, 4)};
+            int i = 0;
+            for (Spec s : specs) {
+                Path p = tmp.resolve("g" + i++ + ".gguf");
+                new SyntheticGguf(s).write(p);
+                try (Engine cpu = load(p, "cpu", false, false); Engine gpu = load(p, "tornado", false, false)) {
+                    assertTrue(gpu.backend().description().contains("attention in 4 split(s), RMSNorm fused"), gpu.backend().description());
+                    compare(cpu, gpu, new int[] {1, 40, 41, 42, 200, 7, 9, 11, 13, 15}, 14, s + " (GPU tuning)");
+                }
+            }
+            for (String name : new String[] {"internlm2-tiny-q8_0.gguf", "internlm3-tiny-q8_0.gguf"}) {
+                Path f = Fixtures.fixture(name);
+                try (Engine cpu = load(f, "cpu", false, true); Engine gpu = load(f, "tornado", false, true)) {
+                    compare(cpu, gpu, new int[] {1, 362, 260, 269, 343}, 12, name + " (GPU tuning, rounded activations)");
+                }
+            }
+            Path f = Fixtures.fixture("internlm2-tiny-f16.gguf");
+            try (Engine cpu = load(f, "cpu", false); Engine gpu = load(f, "tornado", true);
+                 Session sc = cpu.newSession(64); Session sg = gpu.newSession(64)) {
+                int[] prompt = {1, 295, 388, 283, 379, 268, 300, 301, 302};
+                float[] lc = sc.prefill(prompt), lg = sg.prefill(prompt);
+                for (int t = 0; t < lc.length; t++) {
+                    assertEquals(lc[t], lg[t], 0.02 * Math.max(1, Math.abs(lc[t])), "F16 cache, GPU tuning, logit " + t);
+                }
+            }
+        } finally {
+            for (String[] kv : props) {
+                System.clearProperty(kv[0]);
             }
         }
     }

@@ -240,10 +240,14 @@ class TornadoBatchTest {
         Path p = tmp.resolve("split.gguf");
         new SyntheticGguf(new Spec("internlm2", 64, 2, 4, 2, 0, 128, 512, 1e6, 1e-5f, GgmlType.Q8_0, false, 12)).write(p);
         System.setProperty("internlm.tornado.batch", "3");
+        // and one layer per forward graph: the residual stream crosses graphs (persist/consume), as on a runtime whose
+        // bytecode buffer holds one layer only
+        System.setProperty("internlm.tornado.layersPerGraph", "1");
         try {
-            check(p, false, "Q8_0 in passes of 3 rows");
+            check(p, false, "Q8_0 in passes of 3 rows, one graph per layer");
         } finally {
             System.clearProperty("internlm.tornado.batch");
+            System.clearProperty("internlm.tornado.layersPerGraph");
         }
     }
 

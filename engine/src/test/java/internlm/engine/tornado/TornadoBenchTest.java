@@ -50,9 +50,12 @@ class TornadoBenchTest {
     void kernelTableChecksEveryKernelAgainstItsReference() throws Exception {
         List<KernelRow> rows = new ArrayList<>();
         SyntheticModels.Shape s = SyntheticModels.parse("internlm2.5-1.8b", 0).shape();
-        KernelBench.run(new KernelBench.Plan(List.of(DEVICE), s, List.of(GgmlType.Q8_0), List.of("rmsnorm", "attention", "argmax", "qkv"), List.of(),
-                new int[] {16}, 2, false, 16L << 20, "test"), new PrintStream(new ByteArrayOutputStream()), rows::add);
-        assertEquals(List.of("qkv", "rmsnorm", "attention", "argmax"), rows.stream().map(KernelRow::kernel).toList());
+        KernelBench.run(new KernelBench.Plan(List.of(DEVICE), s, List.of(GgmlType.Q8_0), List.of("rmsnorm", "attention", "argmax", "qkv"),
+                List.of("wg64", "cache", "groups"), new int[] {300}, 2, false, 16L << 20, "test"), new PrintStream(new ByteArrayOutputStream()), rows::add);
+        // qkv with the norm from a pass and fused, the norm pass plain and rounding, attention in one pass and split
+        assertEquals(List.of("qkv Q8_0 wg64", "qkv Q8_0 wg64 norm", "qkv Q8_0 wg64 l16", "qkv Q8_0 wg64 l16 norm", "rmsnorm wg64", "rmsnorm wg64 round", "attention f32 cache wg128",
+                "attention f32 cache wg128 split8", "attention f32 cache wg128 split32", "argmax 64 groups wg256"),
+                rows.stream().map(r -> r.kernel() + " " + r.variant()).toList());
         for (KernelRow r : rows) {
             assertEquals("ok", r.check(), r.toString());
             assertTrue(r.medianUs() > 0 && r.gbs() > 0, r.toString());

@@ -32,7 +32,7 @@ class TornadoKernelsOnDeviceTest {
     void batchedF32ProductAndNormOnTheDevice() throws Exception {
         int rows = 37, cols = 130, n = 5, local = 64;
         SplittableRandom r = new SplittableRandom(1);
-        float[] w = new float[rows * cols], x = new float[n * cols], nw = new float[cols];
+        float[] w = new float[rows * cols], x = new float[n * cols], nw = new float[cols + 1];
         for (int i = 0; i < w.length; i++) {
             w[i] = (float) r.nextDouble(-1, 1);
         }
@@ -42,17 +42,19 @@ class TornadoKernelsOnDeviceTest {
         for (int i = 0; i < cols; i++) {
             nw[i] = (float) r.nextDouble(0.5, 1.5);
         }
+        nw[cols] = 1e-5f; // the norm's eps follows its weight
         IntArray meta = new IntArray(BatchLayout.SIZE);
         meta.set(BatchLayout.ROWS, n);
-        FloatArray wa = DeviceLayouts.floats(w), xa = DeviceLayouts.floats(x), y = new FloatArray(n * rows), nwa = DeviceLayouts.floats(nw), xn = new FloatArray(n * cols);
+        meta.set(BatchLayout.LANES, 16); // 4 output rows per work-group of 64
+        FloatArray wa = DeviceLayouts.floats(w), xa = DeviceLayouts.floats(x), y = new FloatArray(n * rows), nwa = DeviceLayouts.floats(nw), xn = new FloatArray(n * cols), xr = new FloatArray(n * cols);
         KernelContext ctx = new KernelContext();
         TaskGraph g = new TaskGraph("t").transferToDevice(DataTransferMode.EVERY_EXECUTION, meta, xa)
-                .transferToDevice(DataTransferMode.FIRST_EXECUTION, wa, y, nwa, xn)
-                .task("gemm", GemmKernels::gemmF32, ctx, wa, xa, y, meta, BatchLayout.ROWS, rows, cols, 0)
-                .task("norm", BatchKernels::rmsNorm, ctx, xa, nwa, xn, meta, BatchLayout.ROWS, cols, 1e-5f)
+                .transferToDevice(DataTransferMode.FIRST_EXECUTION, wa, y, nwa, xn, xr)
+                .task("gemm", GemmKernels::gemmF32, ctx, wa, xa, y, nwa, meta, BatchLayout.ROWS, rows, cols, 0, -1)
+                .task("norm", BatchKernels::rmsNorm, ctx, xa, nwa, xn, xr, meta, BatchLayout.ROWS, cols, 0, 0)
                 .transferToHost(DataTransferMode.EVERY_EXECUTION, y, xn);
         GridScheduler grid = new GridScheduler();
-        WorkerGrid1D gw = new WorkerGrid1D(rows * local);
+        WorkerGrid1D gw = new WorkerGrid1D(GemmKernels.laneGroups(rows, 16, local) * local);
         gw.setLocalWork(local, 1, 1);
         grid.addWorkerGrid("t.gemm", gw);
         WorkerGrid1D nwg = new WorkerGrid1D(8 * 256);
