@@ -33,7 +33,8 @@ import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
  * items, which turns every accumulator into a per-item array in memory). Measured on PoCL 3.1, 2-core Xeon (AVX-512),
  * 4096 × 1024 Q8_0 with 64 batch rows: about 20–25 GMAC/s, against 1.3 for the group tiles. Each output is the sum of
  * its slices in column order, each slice summed by the same compiled loop for every row and batch row, so the results
- * do not depend on n or on the other rows of the batch either. The grid needs {@link #itemGroups} groups for it.
+ * do not depend on n or on the other rows of the batch either. The grid needs {@link #itemGroups} groups for it
+ * (SwiGLU: of 2 · rows matrix rows).
  *
  * <p>With n ≤ {@link #LANE_BATCH} (decode batches) the kernels run the lane products of {@link LaneProducts}: for each
  * batch row in turn, {@code lanes} work-items ({@link BatchLayout#LANES}; the whole group when 0) share one output row,
@@ -102,14 +103,6 @@ public final class GemmKernels {
     /** Work-groups the item-tiled path uses for {@code rows} matrix rows (ITEM_ROWS per group). */
     public static int itemGroups(int rows) {
         return (rows + ITEM_ROWS - 1) / ITEM_ROWS;
-    }
-
-    /**
-     * Work-groups both tiled paths need: {@code outRows} output rows in group tiles, {@code matrixRows} matrix rows in
-     * item tiles (SwiGLU: 2 · outRows, an item's rows being half gate and half up rows).
-     */
-    public static int tiledGroups(int outRows, int matrixRows) {
-        return Math.max(tiles(outRows), itemGroups(matrixRows));
     }
 
     /** Element i (row-major) of a Q8_0 matrix in device layout. */

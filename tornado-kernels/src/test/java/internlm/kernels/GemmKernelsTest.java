@@ -47,7 +47,7 @@ class GemmKernelsTest {
      */
     static int groups(int rows, int matrixRows, IntArray meta, int local) {
         int lanes = meta.get(BatchLayout.LANES);
-        return Math.max(GemmKernels.laneGroups(rows, lanes <= 0 ? local : lanes, local), GemmKernels.tiledGroups(rows, matrixRows));
+        return Math.max(GemmKernels.laneGroups(rows, lanes <= 0 ? local : lanes, local), Math.max(GemmKernels.tiles(rows), GemmKernels.itemGroups(matrixRows)));
     }
 
     static void gemm(Matrix m, FloatArray x, FloatArray y, FloatArray vec, IntArray meta, int local, boolean residual, int biasOff) {

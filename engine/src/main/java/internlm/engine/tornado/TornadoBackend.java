@@ -314,7 +314,7 @@ public final class TornadoBackend implements Backend {
         }
         // context splits of the attention this pass needs: one per splitPositions positions of its longest row
         meta.set(BatchLayout.SPLITS, Math.max(1, Math.min(tuning.splits(), (longest + tuning.splitPositions() - 1) / tuning.splitPositions())));
-        graphs.size(n, outs);
+        graphs.size(n, outs, invariant);
         int count = graphs.graphs.size();
         int last = outs > 0 ? count : count - 1;
         if (settings.profile()) {
