@@ -88,9 +88,9 @@ Add this to your shell (or ~/.bashrc):
 
 Then run InternLM on the GPU with either of:
   ./internlm generate --prompt "Hello" --backend tornado
-  (cd /tmp && tornado -jar $here/cli/target/internlm-cli.jar --params "generate --prompt 'Hello' -n 32")
+  (cd "\$(mktemp -d)" && tornado -jar $here/cli/target/internlm-cli.jar --params "generate --prompt 'Hello' -n 32")
 (TornadoVM's launcher takes the application's arguments only as one --params "..." string, and it puts '.' on its
-module path: run it from a directory without stray jars, such as /tmp.)
+module path: run it from an empty directory — a shared one such as /tmp may hold other programs' jars or modules.)
 EOT
 echo
 if [ "$dry" = 0 ]; then

@@ -5,6 +5,9 @@
 // llama.cpp-style "timings" say when its first token came (request start + prompt_ms) and how many tokens followed
 // (predicted_n). Aggregate decode tok/s = the tokens after the first of every stream, divided by the time from the
 // earliest first token to the latest end (the window in which they decoded together). Prints one line per round and a JSON summary (medians) at the end.
+// Each round also reports (stderr) the steady state: the content chunks that arrived while every stream was decoding
+// (after the last stream's first chunk, up to the first stream's last), per second — prompts of streams that started
+// later fall outside it.
 const args = Object.fromEntries(process.argv.slice(2).reduce((a, v, i, all) => (v.startsWith("--") ? a.push([v.slice(2), all[i + 1]]) : a, a), []));
 const url = (args.url || "http://127.0.0.1:8080") + "/v1/chat/completions";
 const streams = (args.streams || "1,4").split(",").map(Number);
@@ -18,6 +21,7 @@ async function one(i, n) {
   const res = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
   if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
   let timings = null, buf = "";
+  const arrivals = [];
   const dec = new TextDecoder();
   for await (const part of res.body) {
     buf += dec.decode(part, { stream: true });
@@ -27,11 +31,12 @@ async function one(i, n) {
       if (!ev.startsWith("data: ") || ev === "data: [DONE]") continue;
       const j = JSON.parse(ev.slice(6));
       if (j.timings) timings = j.timings;
+      if (j.choices && j.choices.length && j.choices[0].delta && typeof j.choices[0].delta.content === "string") arrivals.push(performance.now());
     }
   }
   const end = performance.now();
   if (!timings) throw new Error("no timings in the final chunk");
-  return { start: t0, first: t0 + timings.prompt_ms, last: end, count: timings.predicted_n + 1 };
+  return { start: t0, first: t0 + timings.prompt_ms, last: end, count: timings.predicted_n + 1, arrivals };
 }
 
 const median = a => { const s = [...a].sort((x, y) => x - y); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
@@ -44,6 +49,11 @@ for (const n of streams) {
     const decoded = res.reduce((s, x) => s + x.count - 1, 0);
     const tps = decoded / ((to - from) / 1000);
     const ttft = median(res.map(x => x.first - x.start));
+    // steady state: chunks that arrived while every stream was decoding
+    const w0 = Math.max(...res.map(x => x.arrivals[0])), w1 = Math.min(...res.map(x => x.arrivals[x.arrivals.length - 1]));
+    const inWindow = res.reduce((s, x) => s + x.arrivals.filter(t => t > w0 && t <= w1).length, 0);
+    const steady = inWindow / ((w1 - w0) / 1000);
+    console.error(`   chunks ${res.map(x => x.arrivals.length).join(",")}; steady window ${(w1 - w0).toFixed(0)} ms, ${inWindow} chunks: ${steady.toFixed(2)} tok/s`);
     if (r === 0) { console.error(`streams ${n}: warm-up ${tps.toFixed(2)} tok/s`); continue; }
     agg.push(tps);
     console.log(`streams ${n} round ${r}: aggregate decode ${tps.toFixed(2)} tok/s (${decoded} tokens), per stream ${(tps / n).toFixed(2)}, median time to first token ${ttft.toFixed(0)} ms`);

@@ -21,7 +21,7 @@ import java.util.concurrent.Callable;
 
 @Command(name = "kernels", mixinStandardHelpOptions = true,
         description = "Each TornadoVM kernel at the projection shapes of a model, on each device: µs per launch, GB/s, GFLOP/s, fraction of the "
-                + "measured bandwidth, and the result checked against the scalar reference on every run (jsonl on stdout or --out).")
+                + "measured bandwidth, and the result checked against the CPU backend's on every run (jsonl on stdout or --out).")
 final class BenchKernelsCommand implements Callable<Integer> {
     @Option(names = "--devices", paramLabel = "LIST", defaultValue = "all", description = "'all' or TornadoVM ids such as 0:0,1:0 (default: ${DEFAULT-VALUE}).")
     String devices;
@@ -32,7 +32,7 @@ final class BenchKernelsCommand implements Callable<Integer> {
     @Option(names = "--types", paramLabel = "LIST", defaultValue = "f16,q8_0,q4_0", description = "Weight types: f32, f16, q8_0, q4_0 (default: ${DEFAULT-VALUE}).")
     String types;
 
-    @Option(names = "--kernels", paramLabel = "LIST", defaultValue = "", description = "Only these kernels: matvec, qkv, swiglu, rmsnorm, attention, argmax (default: all).")
+    @Option(names = "--kernels", paramLabel = "LIST", defaultValue = "", description = "Only these kernels: matvec, qkv, swiglu, rmsnorm, attention, argmax, sample (default: all).")
     String kernels;
 
     @Option(names = "--variants", paramLabel = "LIST", defaultValue = "", description = "Only variants whose name contains one of these, e.g. wg128,native (default: all).")

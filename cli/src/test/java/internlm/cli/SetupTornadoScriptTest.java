@@ -51,7 +51,7 @@ class SetupTornadoScriptTest {
         String after = line.substring(j + ("-jar " + jar + " ").length());
         assertTrue(after.startsWith("--params \"generate --prompt 'Hello'"), "application arguments must be one --params string: " + line);
         assertTrue(after.endsWith("\")"), "nothing may follow the --params string: " + line);
-        assertTrue(line.startsWith("(cd /tmp && tornado "), line);
+        assertTrue(line.startsWith("(cd \"$(mktemp -d)\" && tornado "), "the launcher runs from a fresh empty directory: " + line);
     }
 
     @Test

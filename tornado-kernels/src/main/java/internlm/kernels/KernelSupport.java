@@ -7,6 +7,11 @@ import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 /**
  * Pieces shared by the kernels (inlined by TornadoVM's compiler): the work-group tree reduction and the limits on
  * local-memory sizes, which must be compile-time constants.
+ *
+ * <p>Besides the local-array note below: TornadoVM 5.2's OpenCL code generation miscompiled a short-circuit condition
+ * of the form {@code if (a && (b || c))} in {@link SamplingKernels} (the generated C let the path where c is false
+ * fall through into the then-block); conditions with several terms are safest as non-short-circuit {@code &} / {@code |}
+ * on booleans. PoCL compiles loops of barriers nested inside other loops slowly (tens of seconds for one kernel).
  */
 public final class KernelSupport {
     private KernelSupport() {}

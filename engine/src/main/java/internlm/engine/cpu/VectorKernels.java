@@ -633,16 +633,67 @@ public final class VectorKernels {
         return m;
     }
 
-    /** y[yOff+i] += a · x[xOff+i], i < n. */
-    public static void axpy(float a, float[] x, int xOff, float[] y, int yOff, int n) {
+    /**
+     * s[i] = e^(s[i] − max) for i &lt; n (with {@link #exp}), returning their sum in a fixed order: one accumulator per
+     * lane over the whole vectors, {@link #sum}'s tree, then the tail one by one — so it depends on n and the values
+     * only (the softmax of an attention row is the same whatever the batch).
+     */
+    public static float expSum(float[] s, int n, float max) {
         int i = 0;
+        float sum = 0;
         if (VECTOR) {
+            FloatVector acc = FloatVector.zero(F);
             for (; i + L <= n; i += L) {
-                FloatVector.fromArray(F, x, xOff + i).fma(FloatVector.broadcast(F, a), FloatVector.fromArray(F, y, yOff + i)).intoArray(y, yOff + i);
+                FloatVector e = exp(FloatVector.fromArray(F, s, i).sub(max));
+                e.intoArray(s, i);
+                acc = acc.add(e);
             }
+            sum = sum(acc);
         }
         for (; i < n; i++) {
-            y[yOff + i] += a * x[xOff + i];
+            float e = exp(s[i] - max);
+            s[i] = e;
+            sum += e;
+        }
+        return sum;
+    }
+
+    /**
+     * out[outOff + c] = Σ_{t &lt; len} p[t] · v[vOff + t·stride + c] for c &lt; n, each element summed from 0 in t order
+     * (fma per vector lane; the columns past the last whole vector as p·v, then +): the value half of attention, with
+     * the accumulators in registers (four vectors of columns at a time) instead of a load and a store per t.
+     */
+    public static void weightedRows(float[] p, int len, float[] v, int vOff, int stride, float[] out, int outOff, int n) {
+        int c = 0;
+        if (VECTOR) {
+            for (; c + 4 * L <= n; c += 4 * L) {
+                FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
+                for (int t = 0, o = vOff + c; t < len; t++, o += stride) {
+                    FloatVector pt = FloatVector.broadcast(F, p[t]);
+                    a0 = FloatVector.fromArray(F, v, o).fma(pt, a0);
+                    a1 = FloatVector.fromArray(F, v, o + L).fma(pt, a1);
+                    a2 = FloatVector.fromArray(F, v, o + 2 * L).fma(pt, a2);
+                    a3 = FloatVector.fromArray(F, v, o + 3 * L).fma(pt, a3);
+                }
+                a0.intoArray(out, outOff + c);
+                a1.intoArray(out, outOff + c + L);
+                a2.intoArray(out, outOff + c + 2 * L);
+                a3.intoArray(out, outOff + c + 3 * L);
+            }
+            for (; c + L <= n; c += L) {
+                FloatVector a0 = FloatVector.zero(F);
+                for (int t = 0, o = vOff + c; t < len; t++, o += stride) {
+                    a0 = FloatVector.fromArray(F, v, o).fma(FloatVector.broadcast(F, p[t]), a0);
+                }
+                a0.intoArray(out, outOff + c);
+            }
+        }
+        for (; c < n; c++) {
+            float a = 0;
+            for (int t = 0, o = vOff + c; t < len; t++, o += stride) {
+                a += p[t] * v[o];
+            }
+            out[outOff + c] = a;
         }
     }
 }

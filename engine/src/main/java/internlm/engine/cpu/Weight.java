@@ -124,9 +124,21 @@ public abstract sealed class Weight permits QuantWeight, HalfWeight, MappedWeigh
         }
     }
 
-    /** Floats of scratch a batched {@link #matmul} needs. */
+    /** Floats of scratch a batched {@link #matmul} needs (at most {@link #MAX_SCRATCH}). */
     public final int scratchSize() {
         return 4 * Math.min(cols, TILE);
+    }
+
+    /** The largest {@link #scratchSize()} of any weight. */
+    public static final int MAX_SCRATCH = 4 * TILE;
+
+    /** Whether {@link #matmul} of {@code batch} tokens uses its scratch buffer (null may be passed otherwise). */
+    public final boolean needsScratch(int batch) {
+        return batch > 1 && !fused(batch);
+    }
+
+    private boolean fused(int batch) {
+        return batch < FUSED_BATCH && fusesSmallBatches();
     }
 
     /**
@@ -134,7 +146,8 @@ public abstract sealed class Weight permits QuantWeight, HalfWeight, MappedWeigh
      * Y rows {@code yStride} apart. Rows go by quads (4g .. 4g+3; a range that does not start or end on a quad
      * boundary computes the whole quad and writes its own rows). One token: weights converted in registers, chunk by
      * chunk over all quads (the chunk of x stays in L1). Several: a quad's chunk dequantized once into {@code scratch}
-     * (at least {@link #scratchSize()} floats) and multiplied with four tokens at a time. Both sum in the same order.
+     * (at least {@link #scratchSize()} floats; only when {@link #needsScratch}) and multiplied with four tokens at a
+     * time. Both sum in the same order.
      */
     public final void matmul(float[] x, int xStride, int batch, float[] y, int yStride, int yOff, int from, int to, float[] scratch) {
         if (from >= to) {
@@ -160,7 +173,7 @@ public abstract sealed class Weight permits QuantWeight, HalfWeight, MappedWeigh
         float[] acc = new float[4 * batch];
         // a few sequences decoding together: tiles straight from the stored weights; more rows (prompts): a quad's
         // chunk dequantized once into scratch and passed over every token
-        boolean fused = batch < FUSED_BATCH && fusesSmallBatches();
+        boolean fused = fused(batch);
         for (int g = g0; g < g1; g++) {
             Arrays.fill(acc, 0f);
             for (int k = 0; k < chunks; k++) {

@@ -2,6 +2,7 @@ package internlm.engine.generate;
 
 import internlm.engine.grammar.GrammarMatcher;
 import internlm.engine.model.Batch;
+import internlm.engine.sampling.RowSampling;
 import internlm.engine.sampling.Sampler;
 import internlm.engine.sampling.SamplerConfig;
 import internlm.engine.tokenizer.StreamDecoder;
@@ -30,6 +31,11 @@ public final class Generation {
     private final GrammarMatcher matcher;
     /** Plain greedy decoding needs no logits on the host: the backend returns the argmax (one int from a GPU). */
     private final boolean argmaxOnly;
+    /**
+     * The backend samples where the logits are (one int from a GPU) with this generation's sampler settings and the
+     * uniform draws of its sampler: when it offers to and nothing needs the logits here (no grammar mask, no logprobs).
+     */
+    private final boolean sampleOnBackend;
     private final Tokenizer tok;
     private final StreamDecoder decoder;
     private final StopStrings stops;
@@ -54,6 +60,7 @@ public final class Generation {
         this.matcher = params.constraint() == null ? null : params.constraint().matcher(session.stopTokens());
         this.argmaxOnly = matcher == null && sc.greedy() && params.topLogits() == 0 && sc.repeatPenalty() == 1f
                 && sc.frequencyPenalty() == 0f && sc.presencePenalty() == 0f;
+        this.sampleOnBackend = !argmaxOnly && matcher == null && params.topLogits() == 0 && session.backend().samplesOnDevice();
         this.tok = session.tokenizer();
         this.decoder = tok.streamDecoder(params.renderSpecial());
         this.stops = new StopStrings(params.stopStrings());
@@ -100,7 +107,15 @@ public final class Generation {
             started = System.nanoTime();
         }
         int before = batch.size();
-        outputRow = session.addPending(batch, budget, argmaxOnly ? Batch.Output.ARGMAX : Batch.Output.LOGITS, session.logits);
+        if (sampleOnBackend) {
+            // the draw is made only for a step whose last row is the output row (one draw per sampled token, as on the host)
+            RowSampling how = session.pending() > 0 && session.pending() <= budget
+                    ? RowSampling.of(sampler.config(), sampler.config().greedy() ? 0 : sampler.nextUniform(), session.tokenArray(), session.length())
+                    : null;
+            outputRow = session.addPending(batch, budget, Batch.Output.SAMPLE, null, how);
+        } else {
+            outputRow = session.addPending(batch, budget, argmaxOnly ? Batch.Output.ARGMAX : Batch.Output.LOGITS, session.logits);
+        }
         inBatch = batch.size() > before;
         return batch.size() - before;
     }
@@ -145,6 +160,8 @@ public final class Generation {
         int next;
         if (argmaxOnly) {
             next = batch.argmax(outputRow);
+        } else if (sampleOnBackend) {
+            next = batch.sampled(outputRow);
         } else {
             if (matcher != null) {
                 long[] allowed = matcher.allowed();

@@ -3,6 +3,7 @@ package internlm.engine.generate;
 import internlm.engine.model.Backend;
 import internlm.engine.model.Batch;
 import internlm.engine.model.Rope;
+import internlm.engine.sampling.RowSampling;
 import internlm.engine.tokenizer.Tokenizer;
 import internlm.loader.ModelConfig;
 
@@ -156,6 +157,11 @@ public final class Session implements AutoCloseable {
      * row's index, or −1 when the chunk ended before it.
      */
     int addPending(Batch batch, int max, Batch.Output out, float[] dest) {
+        return addPending(batch, max, out, dest, null);
+    }
+
+    /** As {@link #addPending(Batch, int, Batch.Output, float[])}; a {@link Batch.Output#SAMPLE} last row is sampled with {@code how}. */
+    int addPending(Batch batch, int max, Batch.Output out, float[] dest, RowSampling how) {
         if (inFlight != 0) {
             throw new IllegalStateException("this session's previous rows were neither confirmed nor aborted");
         }
@@ -163,7 +169,8 @@ public final class Session implements AutoCloseable {
         int lastRow = -1;
         for (int pos = evaluated; pos < evaluated + n; pos++) {
             boolean last = pos == length - 1;
-            int row = batch.add(sequence, pos, tokens[pos], pendingBase, last ? out : Batch.Output.NONE, last ? dest : null);
+            int row = last && out == Batch.Output.SAMPLE ? batch.addSample(sequence, pos, tokens[pos], pendingBase, how)
+                    : batch.add(sequence, pos, tokens[pos], pendingBase, last ? out : Batch.Output.NONE, last ? dest : null);
             if (last) {
                 lastRow = row;
             }

@@ -44,6 +44,15 @@ public interface Backend extends AutoCloseable {
     /** Runs every row of the batch (see {@link Batch} for the rules) and fills the outputs the rows ask for. */
     void forward(Batch batch);
 
+    /**
+     * Whether this backend samples {@link Batch.Output#SAMPLE} rows where the logits are, so that asking for them
+     * beats copying the logits back (a GPU: one int per sampled token). A backend that says no may still accept SAMPLE
+     * rows, sampling them on the host; generation then asks for the logits instead.
+     */
+    default boolean samplesOnDevice() {
+        return false;
+    }
+
     /** Anything worth reporting after a run (e.g. a profile), or "". */
     default String report() {
         return "";

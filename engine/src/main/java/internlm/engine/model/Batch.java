@@ -1,5 +1,7 @@
 package internlm.engine.model;
 
+import internlm.engine.sampling.RowSampling;
+
 import java.util.IdentityHashMap;
 import java.util.Map;
 
@@ -9,8 +11,9 @@ import java.util.Map;
  * writes its key and value into its sequence's cache and attends causally to its sequence's cache up to and including
  * its own position (so a chunk's rows see the rows before them in the same chunk). A row carries its own RoPE base
  * (the model's theta or a dynamic-NTK rescaled one) and says what it wants back: nothing, its logits, only the id of
- * its largest logit (a GPU then copies one int back), or its final hidden state (the LM head's input, for reward
- * heads).
+ * its largest logit (a GPU then copies one int back), a token sampled from its logits where they are (with the
+ * row's {@link RowSampling}: a GPU samples on the device and copies one int back), or its final hidden state (the LM
+ * head's input, for reward heads).
  *
  * <p>Rules: the rows of one sequence appear in increasing, consecutive positions, and the positions before a sequence's
  * first row in the batch must have been evaluated by earlier batches. A batch is reusable: {@link #clear()} empties
@@ -18,7 +21,7 @@ import java.util.Map;
  */
 public final class Batch {
     /** What a row asks for. */
-    public enum Output { NONE, LOGITS, ARGMAX, HIDDEN }
+    public enum Output { NONE, LOGITS, ARGMAX, HIDDEN, SAMPLE }
 
     private int size;
     private Backend.Sequence[] sequence;
@@ -28,6 +31,8 @@ public final class Batch {
     private Output[] output;
     private float[][] destination;
     private int[] argmax;
+    private RowSampling[] sampling;
+    private int[] sampled;
 
     public Batch() {
         this(16);
@@ -42,12 +47,15 @@ public final class Batch {
         output = new Output[n];
         destination = new float[n][];
         argmax = new int[n];
+        sampling = new RowSampling[n];
+        sampled = new int[n];
     }
 
     /** Removes every row. */
     public void clear() {
         java.util.Arrays.fill(sequence, 0, size, null);
         java.util.Arrays.fill(destination, 0, size, null);
+        java.util.Arrays.fill(sampling, 0, size, null);
         size = 0;
     }
 
@@ -78,6 +86,21 @@ public final class Batch {
         output[i] = out;
         destination[i] = out == Output.LOGITS || out == Output.HIDDEN ? dest : null;
         argmax[i] = -1;
+        sampling[i] = null;
+        sampled[i] = -1;
+        return i;
+    }
+
+    /**
+     * Adds a {@link Output#SAMPLE} row: the backend samples its token with {@code how} (where its logits are) and
+     * reports it through {@link #sampled}. Returns its index.
+     */
+    public int addSample(Backend.Sequence seq, int pos, int tok, double base, RowSampling how) {
+        if (how == null) {
+            throw new IllegalArgumentException("a sampled row needs its sampling settings");
+        }
+        int i = add(seq, pos, tok, base, Output.SAMPLE, null);
+        sampling[i] = how;
         return i;
     }
 
@@ -90,6 +113,8 @@ public final class Batch {
         output = java.util.Arrays.copyOf(output, n);
         destination = java.util.Arrays.copyOf(destination, n);
         argmax = java.util.Arrays.copyOf(argmax, n);
+        sampling = java.util.Arrays.copyOf(sampling, n);
+        sampled = java.util.Arrays.copyOf(sampled, n);
     }
 
     public int size() {
@@ -135,6 +160,21 @@ public final class Batch {
         argmax[check(row)] = id;
     }
 
+    /** How a SAMPLE row is sampled (null for the other rows). */
+    public RowSampling sampling(int row) {
+        return sampling[check(row)];
+    }
+
+    /** The token sampled for a SAMPLE row after the forward pass (−1 before). */
+    public int sampled(int row) {
+        return sampled[check(row)];
+    }
+
+    /** Set by the backend for SAMPLE rows. */
+    public void setSampled(int row, int id) {
+        sampled[check(row)] = id;
+    }
+
     /** Rows that ask for any output. */
     public int outputRows() {
         int n = 0;
@@ -176,6 +216,9 @@ public final class Batch {
             }
             if (output[i] == Output.LOGITS && destination[i].length < vocabulary) {
                 throw new IllegalArgumentException("row " + i + " asks for logits into a buffer of " + destination[i].length + " floats, the vocabulary has " + vocabulary);
+            }
+            if (output[i] == Output.SAMPLE && sampling[i] == null) {
+                throw new IllegalArgumentException("row " + i + " asks to be sampled but has no sampling settings (use addSample)");
             }
             if (output[i] == Output.HIDDEN && destination[i].length < hidden) {
                 throw new IllegalArgumentException("row " + i + " asks for its hidden state into a buffer of " + destination[i].length + " floats, the model's dim is " + hidden);

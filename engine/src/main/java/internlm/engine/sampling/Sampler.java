@@ -50,6 +50,23 @@ public final class Sampler {
      * top-p and min-p work on the allowed tokens only. {@code logits} is not modified.
      */
     public int sample(float[] logits, int[] history, int historyLen, long[] allowed) {
+        return choose(cfg, logits, history, historyLen, allowed, cfg.greedy() ? 0 : rng.nextDouble());
+    }
+
+    /**
+     * The next uniform draw of this sampler's generator, for a draw made elsewhere (on a device, or by
+     * {@link #choose}): a non-greedy {@link #sample} takes exactly one, so drawing it here and sampling with it
+     * elsewhere gives the same tokens as sampling here.
+     */
+    public double nextUniform() {
+        return rng.nextDouble();
+    }
+
+    /**
+     * The whole chain with the uniform {@code u} ∈ [0, 1) given (ignored when greedy): {@link #sample} is
+     * {@code choose(config, …, nextUniform())}. {@code logits} is not modified.
+     */
+    public static int choose(SamplerConfig cfg, float[] logits, int[] history, int historyLen, long[] allowed, double u) {
         float[] l = allowed == null ? logits : mask(logits, allowed);
         boolean penalize = cfg.repeatPenalty() != 1f || cfg.frequencyPenalty() != 0f || cfg.presencePenalty() != 0f;
         if (penalize && cfg.penaltyLastN() != 0 && historyLen > 0) {
@@ -118,7 +135,7 @@ public final class Sampler {
             w[i] = Math.exp((l[ids[i]] - max) / t);
             total += w[i];
         }
-        double r = rng.nextDouble() * total;
+        double r = u * total;
         for (int i = 0; i < keep; i++) {
             r -= w[i];
             if (r < 0) {

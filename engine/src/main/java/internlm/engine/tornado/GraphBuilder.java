@@ -6,6 +6,7 @@ import internlm.kernels.BatchLayout;
 import internlm.kernels.DeviceLayouts;
 import internlm.kernels.GemmKernels;
 import internlm.kernels.KernelSupport;
+import internlm.kernels.SamplingKernels;
 import internlm.loader.LoadedModel;
 import internlm.loader.ModelConfig;
 import internlm.loader.Progress;
@@ -34,8 +35,8 @@ import java.util.Set;
  * {@link #layersPerGraph}) and a logits graph, all for batches of up to {@link Shape#rows} rows (the row count is data
  * in {@code meta}, so they compile once). Tasks are named {@code l<layer>_<kernel>}. Weights and KV caches go to the
  * device once (FIRST_EXECUTION); the work buffers are shared by the layers of a graph; the residual stream, meta and
- * the RoPE tables cross from graph to graph on the device (persist/consume); per batch only meta and the RoPE tables
- * travel to the device, and back only the argmax ids, or the logits / hidden states of the rows that ask for them.
+ * the RoPE tables cross from graph to graph on the device (persist/consume); per batch only meta, the RoPE tables and
+ * the sampling parameters travel to the device, and back only the argmax or sampled ids, or the logits / hidden states of the rows that ask for them.
  * Execution is {@link TornadoBackend}'s.
  */
 final class GraphBuilder {
@@ -58,6 +59,8 @@ final class GraphBuilder {
         final Map<String, Long> bytes = new LinkedHashMap<>();
         /** For the profile: bytes the attention tasks read per cached position, all layers together. */
         long kvBytesPerPosition;
+        /** Per-pass parameters of the rows sampled on the device (filled by execution before each pass). */
+        DeviceSampling sampling;
         /** Grids with one work-group per row (per output row): resized to the batch's bucket before each run. */
         private final List<WorkerGrid1D> perRow = new ArrayList<>(), perOutput = new ArrayList<>();
         private final List<Integer> perRowSize = new ArrayList<>(), perOutputSize = new ArrayList<>();
@@ -158,7 +161,8 @@ final class GraphBuilder {
         long scratch = (long) s.rows() * (Math.max(c.dim(), c.qDim()) + wide + 2L * c.qDim() + 2L * c.kvDim() + c.ffn()
                 + (long) c.heads() * DeviceTuning.MAX_SPLITS * (c.headDim() + 2));
         long graphs = (c.layers() + layersPerGraph(c) - 1) / layersPerGraph(c);
-        long logits = (long) s.outputs() * (2L * c.dim() + c.vocabSize() + 2L * ARGMAX_GROUPS);
+        long logits = (long) s.outputs() * (2L * c.dim() + c.vocabSize() + 2L * ARGMAX_GROUPS + SamplingKernels.ROW_INTS
+                + SamplingKernels.ROW_FLOATS) + 2L * DeviceSampling.PENALTY_ENTRIES;
         return 4 * (graphs * scratch + logits + (long) s.rows() * (c.dim() + c.headDim()) + BatchLayout.SIZE);
     }
 
@@ -471,7 +475,7 @@ final class GraphBuilder {
         }
 
         // logits of the output rows only: final norm of the gathered rows (and their Q8_0 rounding for a quantized
-        // head in llama.cpp's mode), LM head, argmax
+        // head in llama.cpp's mode), LM head, argmax, sampling
         KernelContext lctx = new KernelContext();
         DeviceWeight head = matrix(m.optionalTensor("output.weight") != null ? "output.weight" : "token_embd.weight");
         FloatArray outNorm = concat(List.of(floats("output_norm.weight"), new float[] {c.rmsEps()}));
@@ -484,6 +488,13 @@ final class GraphBuilder {
         out.result = new IntArray(outs);
         out.hidden = normed;
         TaskGraph lg = new TaskGraph("logits").consumeFromDevice(prev, meta, x);
+        DeviceSampling ds = new DeviceSampling(outs, c.vocabSize(), Integer.getInteger("internlm.tornado.penaltyEntries", DeviceSampling.PENALTY_ENTRIES));
+        int candidates = Integer.getInteger("internlm.tornado.sampleCandidates", SamplingKernels.CANDIDATES);
+        if (candidates < 1 || candidates > SamplingKernels.CANDIDATES) {
+            throw new IllegalArgumentException("internlm.tornado.sampleCandidates must be between 1 and " + SamplingKernels.CANDIDATES);
+        }
+        out.sampling = ds;
+        lg.transferToDevice(DataTransferMode.EVERY_EXECUTION, ds.rowInts, ds.rowFloats, ds.penaltyIds, ds.penaltySubs);
         List<Object> consts = new ArrayList<>(List.of(normed, rounded, outNorm, out.logits, argVal, argIdx, out.result));
         consts.addAll(List.of(head.arrays()));
         constants(lg, consts);
@@ -495,6 +506,12 @@ final class GraphBuilder {
         grid("logits", "argmax_partial", ARGMAX_GROUPS * 256, 256);
         lg.task("argmax_final", BatchKernels::argmaxFinal, lctx, argVal, argIdx, out.result, meta, ARGMAX_GROUPS);
         grid("logits", "argmax_final", 64, 64);
+        // sampling on the device (rows whose mode says so): penalties applied to their logits, then one work-group per row
+        lg.task("sample_penalties", SamplingKernels::samplePenalties, lctx, out.logits, ds.rowInts, ds.rowFloats, ds.penaltyIds, ds.penaltySubs,
+                meta, c.vocabSize());
+        grid("logits", "sample_penalties", ds.capacity(), 64);
+        lg.task("sample", SamplingKernels::sampleTokens, lctx, out.logits, ds.rowInts, ds.rowFloats, out.result, meta, c.vocabSize(), candidates);
+        rowGrid("logits", "sample", 1, KernelSupport.MAX_LOCAL, true);
         lg.transferToHost(DataTransferMode.EVERY_EXECUTION, out.result);
         lg.transferToHost(DataTransferMode.UNDER_DEMAND, out.logits, normed);
         out.graphs.add(lg.snapshot());

@@ -4,10 +4,13 @@ import internlm.engine.bench.KernelRow;
 import internlm.engine.bench.Stats;
 import internlm.kernels.AttentionKernels;
 import internlm.kernels.BatchKernels;
+import internlm.engine.sampling.RowSampling;
+import internlm.engine.sampling.SamplerConfig;
 import internlm.kernels.BatchLayout;
 import internlm.kernels.DeviceLayouts;
 import internlm.kernels.GemmKernels;
 import internlm.kernels.KernelSupport;
+import internlm.kernels.SamplingKernels;
 import internlm.loader.TensorData;
 import internlm.loader.gguf.GgmlType;
 import internlm.loader.quant.Quants;
@@ -41,7 +44,8 @@ import java.util.function.Consumer;
  * one row): the fused Q/K/V product (stacked matrices; RMSNorm read on the fly or from a norm pass), SwiGLU (stacked
  * gate/up), the residual products (attention output, FFN down, LM head with {@code --lm-head}), the RMSNorm pass (and
  * with Q8_0 rounding), attention in one pass or split over the context (flash-decoding, partial + merge) at several
- * depths, and the two-phase argmax. µs per launch is TornadoVM's device kernel time when its profiler reports one
+ * depths, the two-phase argmax and
+ * sampling one row (checked against the CPU sampler's token for the same draw). µs per launch is TornadoVM's device kernel time when its profiler reports one
  * (else the wall time of execute()); GB/s and GFLOP/s follow from the bytes and operations a launch needs; the output
  * is checked against a host computation in double precision after every launch. Variants have names — work-group
  * size {@code wgN}, work-items per output row {@code lN} (several rows per group), F16 as {@code bits} or
@@ -52,7 +56,7 @@ public final class KernelBench {
     private KernelBench() {}
 
     /**
-     * What to run. {@code kernels}: names to keep (empty = all of qkv, swiglu, product, rmsnorm, attention, argmax);
+     * What to run. {@code kernels}: names to keep (empty = all of qkv, swiglu, product, rmsnorm, attention, argmax, sample);
      * {@code variants}: variant names to keep (empty = all); {@code types}: weight types; {@code depths}: attention
      * lengths; {@code lmHead}: also the vocabulary-wide projection (large).
      */
@@ -402,6 +406,30 @@ public final class KernelBench {
             tg.task("run", BatchKernels::argmaxPartial, new KernelContext(), la, pv, pi, meta, s.vocab());
             tg.task("final", BatchKernels::argmaxFinal, new KernelContext(), pv, pi, res, meta, 64);
         }, List.of(new Launch("run", 64 * 256, 256), new Launch("final", 64, 64)), new Object[] {la, pv, pi, res, meta}, null, res, new double[] {best}, 0));
+        // sampling one row on the device (a language model's shape: a Gaussian body and a few tokens well above it),
+        // with InternLM2's chat settings and llama.cpp's; expected: the CPU sampler's token for the same draw
+        float[] lm = new float[s.vocab()];
+        for (int i = 0; i < lm.length; i++) {
+            lm[i] = (float) (2 * rnd.nextGaussian());
+        }
+        for (int p = 0; p < 5; p++) {
+            lm[rnd.nextInt(lm.length)] = (float) (10 + 6 * rnd.nextDouble());
+        }
+        String[] names = {"top-p 0.8 wg256", "top-k 40 top-p 0.95 min-p 0.05 wg256"};
+        SamplerConfig[] configs = {new SamplerConfig(0.8f, 0, 0.8f, 0f, 1f, 0f, 0f, 64, 0), new SamplerConfig(0.8f, 40, 0.95f, 0.05f, 1f, 0f, 0f, 64, 0)};
+        FloatArray lma = DeviceLayouts.floats(lm);
+        for (int c = 0; c < configs.length; c++) {
+            RowSampling how = RowSampling.of(configs[c], 0.37, new int[0], 0);
+            DeviceSampling row = new DeviceSampling(1, lm.length, 1);
+            row.device(0, how);
+            IntArray sm = new IntArray(BatchLayout.SIZE), sampled = new IntArray(1);
+            sm.set(BatchLayout.OUT_ROWS, 1);
+            out.add(new Case("sample", names[c], Integer.toString(s.vocab()), 4L * s.vocab(), s.vocab(),
+                    tg -> tg.task("run", SamplingKernels::sampleTokens, new KernelContext(), lma, row.rowInts, row.rowFloats, sampled, sm, s.vocab(),
+                            SamplingKernels.CANDIDATES),
+                    List.of(new Launch("run", KernelSupport.MAX_LOCAL, KernelSupport.MAX_LOCAL)),
+                    new Object[] {lma, row.rowInts, row.rowFloats, sampled, sm}, null, sampled, new double[] {how.sample(lm)}, 0));
+        }
         return out;
     }
 

@@ -50,6 +50,10 @@ public final class TornadoBackend implements Backend {
     private final TornadoSequence[] slots;
     private final float[] ropeScratch;
     private final TornadoProfile profile;
+    /** Sample SAMPLE rows on the device ({@code -Dinternlm.tornado.sampling=host}: copy the logits back and sample on the host). */
+    private final boolean deviceSampling = !"host".equalsIgnoreCase(System.getProperty("internlm.tornado.sampling", "device"));
+    private final boolean[] sampledHere;
+    private float[] hostLogits;
 
     public TornadoBackend(LoadedModel model, Settings settings, Progress progress) {
         String why = TornadoSupport.unavailableReason();
@@ -82,6 +86,7 @@ public final class TornadoBackend implements Backend {
         this.facts = DeviceTuning.facts(probe);
         this.cudaGraphs = CudaGraphs.wanted(facts);
         this.tuning = DeviceTuning.choose(facts, c.headDim(), c.heads(), settings.context(), cudaGraphs != null || Boolean.getBoolean("internlm.tornado.fixedGrids"));
+        this.sampledHere = new boolean[shape.outputs()];
         this.graphs = new GraphBuilder(model, shape, tuning, progress).build();
         this.profile = new TornadoProfile(graphs.bytes, graphs.kvBytesPerPosition);
         TornadoExecutionPlan p = new TornadoExecutionPlan(graphs.graphs.toArray(new uk.ac.manchester.tornado.api.ImmutableTaskGraph[0]));
@@ -128,8 +133,27 @@ public final class TornadoBackend implements Backend {
     }
 
     @Override
+    public boolean samplesOnDevice() {
+        return deviceSampling;
+    }
+
+    /**
+     * Sampled rows so far: {on the device, on the host because the penalty window did not fit the pass, on the host
+     * after the device found no bounded candidate set}.
+     */
+    public synchronized long[] samplingCounts() {
+        return graphs.sampling.counts();
+    }
+
+    @Override
     public String report() {
-        return settings.profile() ? profile.summary() : "";
+        if (!settings.profile()) {
+            return "";
+        }
+        long[] n = graphs.sampling.counts();
+        String sampling = n[0] + n[1] + n[2] == 0 ? "" : String.format("sampled rows: %d on the device, %d on the host (penalty window too large), "
+                + "%d on the host after a device fallback (no bounded candidate set)%n", n[0], n[1], n[2]);
+        return profile.summary() + sampling;
     }
 
     @Override
@@ -138,7 +162,7 @@ public final class TornadoBackend implements Backend {
                 + (settings.kvCacheF16() ? "F16" : "F32") + ", batches of up to " + shape.rows() + " rows; " + facts.describe() + "; work-groups of "
                 + tuning.local() + ", " + tuning.lanes() + " per output row, attention in " + tuning.splits() + " split(s), RMSNorm " + (tuning.fuseNorm() ? "fused into the products" : "as a pass")
                 + ", F16 weights " + (tuning.nativeHalf() ? "as native half" : "as raw bits") + ", " + (tuning.itemTiles() ? "item" : "work-group")
-                + " tiles, CUDA graphs " + (cudaGraphs != null ? "on" : "off") + ")";
+                + " tiles, CUDA graphs " + (cudaGraphs != null ? "on" : "off") + ", sampling on the " + (deviceSampling ? "device" : "host") + ")";
     }
 
     // ------------------------------------------------------------------ sizes
@@ -243,6 +267,8 @@ public final class TornadoBackend implements Backend {
         int[] tokens = new int[n], positions = new int[n], bases = new int[n];
         double[] ropeBases = new double[n];
         int j = 0;
+        DeviceSampling sampling = graphs.sampling;
+        sampling.clear();
         for (int i = from; i < to; i++) {
             int b = i - from;
             tokens[b] = batch.token(i);
@@ -250,6 +276,10 @@ public final class TornadoBackend implements Backend {
             bases[b] = ((TornadoSequence) batch.sequence(i)).slot * settings.context();
             ropeBases[b] = batch.ropeBase(i);
             if (batch.output(i) != Batch.Output.NONE) {
+                sampledHere[j] = batch.output(i) == Batch.Output.SAMPLE && deviceSampling && sampling.device(j, batch.sampling(i));
+                if (!sampledHere[j]) {
+                    sampling.none(j);
+                }
                 graphs.meta.set(BatchLayout.OUT_ROW + j++, b);
             }
         }
@@ -274,6 +304,28 @@ public final class TornadoBackend implements Backend {
                         dest[t] = graphs.logits.get(off + t);
                     }
                     batch.setArgmax(i, graphs.result.get(j));
+                }
+                case SAMPLE -> {
+                    int id = graphs.result.get(j);
+                    // (an id outside the vocabulary, as from logits that are all NaN, is treated as a fallback too)
+                    boolean device = sampledHere[j] && id >= 0 && id < c.vocabSize();
+                    if (!device) {
+                        // sampled on the host: from the raw logits, or from the logits the device has penalized
+                        if (!logitsCopied) {
+                            r.transferToHost(graphs.logits);
+                            logitsCopied = true;
+                        }
+                        if (hostLogits == null) {
+                            hostLogits = new float[c.vocabSize()];
+                        }
+                        int off = j * c.vocabSize();
+                        for (int t = 0; t < c.vocabSize(); t++) {
+                            hostLogits[t] = graphs.logits.get(off + t);
+                        }
+                        id = sampledHere[j] ? batch.sampling(i).samplePenalized(hostLogits) : batch.sampling(i).sample(hostLogits);
+                    }
+                    sampling.count(device, sampledHere[j]);
+                    batch.setSampled(i, id);
                 }
                 case HIDDEN -> {
                     if (!hiddenCopied) {

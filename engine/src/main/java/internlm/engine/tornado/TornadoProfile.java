@@ -17,6 +17,7 @@ import java.util.regex.Pattern;
  */
 final class TornadoProfile {
     private static final ObjectMapper JSON = new ObjectMapper();
+    private static final boolean DEBUG = Boolean.getBoolean("internlm.tornado.profileDebug");
     private static final Pattern LAYER_PREFIX = Pattern.compile("^l\\d+_");
 
     /** Sums for one kind of pass. */
@@ -80,16 +81,7 @@ final class TornadoProfile {
         long sum = 0;
         boolean read = false;
         try {
-            // TornadoVM appends one object per execution of the graph to its log: the last one is this execution's
-            JsonNode g = null;
-            try (var objects = JSON.readerFor(JsonNode.class).<JsonNode>readValues(log)) {
-                while (objects.hasNext()) {
-                    JsonNode o = objects.next().get(graph);
-                    if (o != null) {
-                        g = o;
-                    }
-                }
-            }
+            JsonNode g = lastExecution(graph, log);
             if (g != null) {
                 read = true;
                 for (var it = g.properties().iterator(); it.hasNext(); ) {
@@ -105,9 +97,30 @@ final class TornadoProfile {
                 }
             }
         } catch (Exception e) {
-            // a profile log we cannot read only loses the per-kernel table
+            if (DEBUG) {
+                System.err.println("profile: the log of " + graph + " could not be read: " + e);
+            }
         }
         k.kernel += read ? sum : kernelNanos;
+    }
+
+    /**
+     * The object of {@code graph} in the last execution TornadoVM appended to the profile log (the log is a series of
+     * JSON objects, one per execution, never cleared by {@code clearProfiles()} on PoCL): only that object is parsed,
+     * so an earlier object TornadoVM wrote badly cannot hide this one. Null when the log has none.
+     */
+    static JsonNode lastExecution(String graph, String log) throws java.io.IOException {
+        int key = log.lastIndexOf("\"" + graph + "\"");
+        if (key < 0) {
+            return null;
+        }
+        int start = log.lastIndexOf('{', key);
+        if (start < 0) {
+            return null;
+        }
+        try (var objects = JSON.readerFor(JsonNode.class).<JsonNode>readValues(log.substring(start))) {
+            return objects.hasNext() ? objects.next().get(graph) : null;
+        }
     }
 
     String summary() {

@@ -115,10 +115,57 @@ class VectorKernelsTest {
             ref += a[i] * b[i - 2];
         }
         assertEquals(ref, VectorKernels.dot(a, 3, b, 1, 50), 1e-3);
-        float[] y = b.clone();
-        VectorKernels.axpy(2f, a, 0, y, 0, 53);
-        for (int i = 0; i < 53; i++) {
-            assertEquals(b[i] + 2 * a[i], y[i], 1e-5);
+    }
+
+    /** The softmax helper: e^(s - max) in place and their sum, for lengths around the vector width. */
+    @org.junit.jupiter.api.Test
+    void expSumMatchesMathExp() {
+        for (int n : new int[] {1, 7, 16, 17, 45, 130}) {
+            float[] s = new float[n];
+            for (int i = 0; i < n; i++) {
+                s[i] = (float) Math.sin(i * 1.7) * 9;
+            }
+            float max = Float.NEGATIVE_INFINITY;
+            for (float v : s) {
+                max = Math.max(max, v);
+            }
+            float[] e = s.clone();
+            float sum = VectorKernels.expSum(e, n, max);
+            double ref = 0;
+            for (int i = 0; i < n; i++) {
+                double x = Math.exp(s[i] - max);
+                assertEquals(x, e[i], 3 * Math.ulp((float) x), "n " + n + " element " + i);
+                ref += x;
+            }
+            assertEquals(ref, sum, 1e-5 * ref, "sum, n " + n);
+        }
+    }
+
+    /** The value half of attention: strided rows weighted and summed, for widths with and without a scalar tail. */
+    @org.junit.jupiter.api.Test
+    void weightedRowsSumsStridedRows() {
+        for (int n : new int[] {3, 16, 64, 72, 128, 133}) {
+            int len = 37, stride = n + 11, vOff = 5;
+            float[] p = new float[len], v = new float[vOff + len * stride];
+            for (int t = 0; t < len; t++) {
+                p[t] = 1f / (t + 2);
+            }
+            for (int i = 0; i < v.length; i++) {
+                v[i] = (float) Math.cos(i * 0.37);
+            }
+            float[] out = new float[n + 4];
+            out[n + 3] = 42;
+            VectorKernels.weightedRows(p, len, v, vOff, stride, out, 2, n);
+            for (int c = 0; c < n; c++) {
+                double ref = 0;
+                for (int t = 0; t < len; t++) {
+                    ref += (double) p[t] * v[vOff + t * stride + c];
+                }
+                assertEquals(ref, out[2 + c], 1e-5, "n " + n + " column " + c);
+            }
+            assertEquals(0f, out[0]);
+            assertEquals(0f, out[1]);
+            assertEquals(42f, out[n + 3], "nothing written past the columns");
         }
     }
 }

@@ -50,4 +50,19 @@ class TornadoProfileTest {
         p.clear();
         assertEquals("", p.summary());
     }
+
+    /** An earlier execution's object that does not parse (seen with 24-layer models on PoCL) must not hide the last one. */
+    @Test
+    void readsTheLastExecutionPastABadEarlierObject() throws Exception {
+        String log = "{\"logits\": {\"logits.lm_head\": {\"TASK_KERNEL_TIME\": 7000000}, \"X\": [1, }}\n" + BOTH;
+        assertEquals(1_000_000, TornadoProfile.lastExecution("logits", log).get("logits.lm_head").get("TASK_KERNEL_TIME").asLong());
+        assertNull(TornadoProfile.lastExecution("forward", BOTH));
+        TornadoProfile p = new TornadoProfile(Map.of(), 0);
+        p.begin(1, 1);
+        p.record("logits", 1, 9_000_000, 0, log);
+        p.end(2_000_000);
+        String s = p.summary();
+        assertTrue(s.contains("kernels 1.000 ms"), s);
+        assertTrue(s.contains("lm_head"), s);
+    }
 }
