@@ -8,8 +8,9 @@ package internlm.kernels;
  * <p>Layout of meta: [{@link #ROWS}] rows in the batch, [{@link #OUT_ROWS}] rows that want an output, [{@link #MODE}]
  * {@link #MODE_INVARIANT} to run one-row batches through the batched products too, [{@link #LANES}] work-items per
  * output row of the lane products, then per row its token, position,
- * cache base (the first position of its sequence's slot in the layer's KV array), the list of output rows and
- * [{@link #SPLITS}] the active context splits of the flash-decoding attention.
+ * cache base (the first position of its sequence's slot in the layer's KV array), the list of output rows,
+ * [{@link #SPLITS}] the active context splits of the flash-decoding attention and [{@link #TILES}] the variant of the
+ * tiled products for the device.
  * Activations of row b live at b·width in the batched buffers; output rows are gathered to 0..outRows−1.
  */
 public final class BatchLayout {
@@ -37,5 +38,14 @@ public final class BatchLayout {
     public static final int OUT_ROW = CACHE_BASE + MAX_ROWS;
     /** Splits of the context the flash-decoding attention uses in this pass (1 … the graph's splits). */
     public static final int SPLITS = OUT_ROW + MAX_ROWS;
-    public static final int SIZE = SPLITS + 1;
+    /**
+     * Which tiled products run batches of more than {@link GemmKernels#LANE_BATCH} rows (and every batch in
+     * {@link #MODE_INVARIANT} mode): {@link #TILES_GROUPS} or {@link #TILES_ITEMS}; set once by the host for the device.
+     */
+    public static final int TILES = SPLITS + 1;
+    /** TILES value: work-group tiles in local memory (GPUs). */
+    public static final int TILES_GROUPS = 0;
+    /** TILES value: each work-group's first work-item a register-tiled product of its own rows (CPU devices). */
+    public static final int TILES_ITEMS = 1;
+    public static final int SIZE = TILES + 1;
 }

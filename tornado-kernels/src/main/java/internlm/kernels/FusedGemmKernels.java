@@ -54,6 +54,66 @@ public final class FusedGemmKernels {
                     storeQkv(q, k, v, b, row, biasOff < 0 ? sum : sum + vec.get(biasOff + row), qRows, kvRows);
                 }
             }
+        } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
+            // item tiles (CPU devices): the group's first work-item alone, see GemmKernels' class comment
+            int iq = itemGroups(qRows), ik = itemGroups(kvRows);
+            int m = g < iq ? 0 : g < iq + ik ? 1 : 2, mRows = m == 0 ? qRows : kvRows, rowBase = m == 0 ? 0 : m == 1 ? qRows : qRows + kvRows;
+            int r0 = (m == 0 ? g : m == 1 ? g - iq : g - iq - ik) * ITEM_ROWS, live = lid == 0 && g < iq + 2 * ik ? 1 : 0;
+            for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
+                acc[e] = 0f;
+            }
+            for (int k0 = 0; k0 < cols; k0 += ITEM_DEPTH) {
+                int kt = live * (cols - k0 < ITEM_DEPTH ? cols - k0 : ITEM_DEPTH);
+                // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
+                for (int j = 0; j < ITEM_ROWS; j++) {
+                    int base = (rowBase + (r0 + j < mRows ? r0 + j : mRows - 1)) * cols + k0, o = j * ITEM_DEPTH;
+                    for (int kk = 0; kk < kt; kk++) {
+                        int i = base + kk;
+                        wt[o + kk] = w.get(i);
+                    }
+                }
+                // multiply: every chunk of ITEM_BATCH activation rows, staged in xs (rows past n repeat row n - 1; their sums are never stored),
+                // by the slice, ITEM_STEP rows of it at a time: 16 sums over the columns, added to acc [batch row][slice row]
+                for (int c0 = 0; c0 < live * n; c0 += ITEM_BATCH) {
+                    for (int bb = 0; bb < ITEM_BATCH; bb++) {
+                        int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
+                        for (int kk = 0; kk < kt; kk++) {
+                            xs[o + kk] = xn.get(xo + kk);
+                        }
+                    }
+                    for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
+                        int s0 = j0 * ITEM_DEPTH;
+                        float a00 = 0f, a01 = 0f, a02 = 0f, a03 = 0f, a10 = 0f, a11 = 0f, a12 = 0f, a13 = 0f;
+                        float a20 = 0f, a21 = 0f, a22 = 0f, a23 = 0f, a30 = 0f, a31 = 0f, a32 = 0f, a33 = 0f;
+                        for (int kk = 0; kk < kt; kk++) {
+                            float w0 = wt[s0 + kk], w1 = wt[s0 + ITEM_DEPTH + kk], w2 = wt[s0 + 2 * ITEM_DEPTH + kk], w3 = wt[s0 + 3 * ITEM_DEPTH + kk];
+                            float u0 = xs[kk], u1 = xs[ITEM_DEPTH + kk], u2 = xs[2 * ITEM_DEPTH + kk], u3 = xs[3 * ITEM_DEPTH + kk];
+                            a00 += w0 * u0; a01 += w0 * u1; a02 += w0 * u2; a03 += w0 * u3;
+                            a10 += w1 * u0; a11 += w1 * u1; a12 += w1 * u2; a13 += w1 * u3;
+                            a20 += w2 * u0; a21 += w2 * u1; a22 += w2 * u2; a23 += w2 * u3;
+                            a30 += w3 * u0; a31 += w3 * u1; a32 += w3 * u2; a33 += w3 * u3;
+                        }
+                        int o = c0 * ITEM_ROWS + j0;
+                        acc[o] += a00; acc[o + 1] += a10; acc[o + 2] += a20; acc[o + 3] += a30;
+                        acc[o + ITEM_ROWS] += a01; acc[o + ITEM_ROWS + 1] += a11; acc[o + ITEM_ROWS + 2] += a21; acc[o + ITEM_ROWS + 3] += a31;
+                        acc[o + 2 * ITEM_ROWS] += a02; acc[o + 2 * ITEM_ROWS + 1] += a12; acc[o + 2 * ITEM_ROWS + 2] += a22; acc[o + 2 * ITEM_ROWS + 3] += a32;
+                        acc[o + 3 * ITEM_ROWS] += a03; acc[o + 3 * ITEM_ROWS + 1] += a13; acc[o + 3 * ITEM_ROWS + 2] += a23; acc[o + 3 * ITEM_ROWS + 3] += a33;
+                    }
+                }
+            }
+            for (int e = 0; e < live * n * ITEM_ROWS; e++) {
+                int b = e / ITEM_ROWS, r = r0 + e - b * ITEM_ROWS;
+                if (r < mRows) {
+                    float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + rowBase + r);
+                    if (m == 0) {
+                        q.set(b * qRows + r, t);
+                    } else if (m == 1) {
+                        k.set(b * kvRows + r, t);
+                    } else {
+                        v.set(b * kvRows + r, t);
+                    }
+                }
+            }
         } else if (g < tq + 2 * tk) {
             int m = g < tq ? 0 : g < tq + tk ? 1 : 2;
             int row0 = (m == 0 ? g : m == 1 ? g - tq : g - tq - tk) * TILE_ROWS, mRows = m == 0 ? qRows : kvRows;
@@ -131,6 +191,66 @@ public final class FusedGemmKernels {
                 float sum = KernelSupport.reduceSegments(ctx, red, p, lanes);
                 if (t == 0 && row < total) {
                     storeQkv(q, k, v, b, row, biasOff < 0 ? sum : sum + vec.get(biasOff + row), qRows, kvRows);
+                }
+            }
+        } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
+            // item tiles (CPU devices): the group's first work-item alone, see GemmKernels' class comment
+            int iq = itemGroups(qRows), ik = itemGroups(kvRows);
+            int m = g < iq ? 0 : g < iq + ik ? 1 : 2, mRows = m == 0 ? qRows : kvRows, rowBase = m == 0 ? 0 : m == 1 ? qRows : qRows + kvRows;
+            int r0 = (m == 0 ? g : m == 1 ? g - iq : g - iq - ik) * ITEM_ROWS, live = lid == 0 && g < iq + 2 * ik ? 1 : 0;
+            for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
+                acc[e] = 0f;
+            }
+            for (int k0 = 0; k0 < cols; k0 += ITEM_DEPTH) {
+                int kt = live * (cols - k0 < ITEM_DEPTH ? cols - k0 : ITEM_DEPTH);
+                // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
+                for (int j = 0; j < ITEM_ROWS; j++) {
+                    int base = (rowBase + (r0 + j < mRows ? r0 + j : mRows - 1)) * cols + k0, o = j * ITEM_DEPTH;
+                    for (int kk = 0; kk < kt; kk++) {
+                        int i = base + kk;
+                        wt[o + kk] = w.get(i).getFloat32();
+                    }
+                }
+                // multiply: every chunk of ITEM_BATCH activation rows, staged in xs (rows past n repeat row n - 1; their sums are never stored),
+                // by the slice, ITEM_STEP rows of it at a time: 16 sums over the columns, added to acc [batch row][slice row]
+                for (int c0 = 0; c0 < live * n; c0 += ITEM_BATCH) {
+                    for (int bb = 0; bb < ITEM_BATCH; bb++) {
+                        int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
+                        for (int kk = 0; kk < kt; kk++) {
+                            xs[o + kk] = xn.get(xo + kk);
+                        }
+                    }
+                    for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
+                        int s0 = j0 * ITEM_DEPTH;
+                        float a00 = 0f, a01 = 0f, a02 = 0f, a03 = 0f, a10 = 0f, a11 = 0f, a12 = 0f, a13 = 0f;
+                        float a20 = 0f, a21 = 0f, a22 = 0f, a23 = 0f, a30 = 0f, a31 = 0f, a32 = 0f, a33 = 0f;
+                        for (int kk = 0; kk < kt; kk++) {
+                            float w0 = wt[s0 + kk], w1 = wt[s0 + ITEM_DEPTH + kk], w2 = wt[s0 + 2 * ITEM_DEPTH + kk], w3 = wt[s0 + 3 * ITEM_DEPTH + kk];
+                            float u0 = xs[kk], u1 = xs[ITEM_DEPTH + kk], u2 = xs[2 * ITEM_DEPTH + kk], u3 = xs[3 * ITEM_DEPTH + kk];
+                            a00 += w0 * u0; a01 += w0 * u1; a02 += w0 * u2; a03 += w0 * u3;
+                            a10 += w1 * u0; a11 += w1 * u1; a12 += w1 * u2; a13 += w1 * u3;
+                            a20 += w2 * u0; a21 += w2 * u1; a22 += w2 * u2; a23 += w2 * u3;
+                            a30 += w3 * u0; a31 += w3 * u1; a32 += w3 * u2; a33 += w3 * u3;
+                        }
+                        int o = c0 * ITEM_ROWS + j0;
+                        acc[o] += a00; acc[o + 1] += a10; acc[o + 2] += a20; acc[o + 3] += a30;
+                        acc[o + ITEM_ROWS] += a01; acc[o + ITEM_ROWS + 1] += a11; acc[o + ITEM_ROWS + 2] += a21; acc[o + ITEM_ROWS + 3] += a31;
+                        acc[o + 2 * ITEM_ROWS] += a02; acc[o + 2 * ITEM_ROWS + 1] += a12; acc[o + 2 * ITEM_ROWS + 2] += a22; acc[o + 2 * ITEM_ROWS + 3] += a32;
+                        acc[o + 3 * ITEM_ROWS] += a03; acc[o + 3 * ITEM_ROWS + 1] += a13; acc[o + 3 * ITEM_ROWS + 2] += a23; acc[o + 3 * ITEM_ROWS + 3] += a33;
+                    }
+                }
+            }
+            for (int e = 0; e < live * n * ITEM_ROWS; e++) {
+                int b = e / ITEM_ROWS, r = r0 + e - b * ITEM_ROWS;
+                if (r < mRows) {
+                    float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + rowBase + r);
+                    if (m == 0) {
+                        q.set(b * qRows + r, t);
+                    } else if (m == 1) {
+                        k.set(b * kvRows + r, t);
+                    } else {
+                        v.set(b * kvRows + r, t);
+                    }
                 }
             }
         } else if (g < tq + 2 * tk) {
@@ -212,6 +332,66 @@ public final class FusedGemmKernels {
                     storeQkv(q, k, v, b, row, biasOff < 0 ? sum : sum + vec.get(biasOff + row), qRows, kvRows);
                 }
             }
+        } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
+            // item tiles (CPU devices): the group's first work-item alone, see GemmKernels' class comment
+            int iq = itemGroups(qRows), ik = itemGroups(kvRows);
+            int m = g < iq ? 0 : g < iq + ik ? 1 : 2, mRows = m == 0 ? qRows : kvRows, rowBase = m == 0 ? 0 : m == 1 ? qRows : qRows + kvRows;
+            int r0 = (m == 0 ? g : m == 1 ? g - iq : g - iq - ik) * ITEM_ROWS, live = lid == 0 && g < iq + 2 * ik ? 1 : 0;
+            for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
+                acc[e] = 0f;
+            }
+            for (int k0 = 0; k0 < cols; k0 += ITEM_DEPTH) {
+                int kt = live * (cols - k0 < ITEM_DEPTH ? cols - k0 : ITEM_DEPTH);
+                // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
+                for (int j = 0; j < ITEM_ROWS; j++) {
+                    int base = (rowBase + (r0 + j < mRows ? r0 + j : mRows - 1)) * cols + k0, o = j * ITEM_DEPTH;
+                    for (int kk = 0; kk < kt; kk++) {
+                        int i = base + kk;
+                        wt[o + kk] = KernelSupport.halfToFloat(w.get(i), pow2);
+                    }
+                }
+                // multiply: every chunk of ITEM_BATCH activation rows, staged in xs (rows past n repeat row n - 1; their sums are never stored),
+                // by the slice, ITEM_STEP rows of it at a time: 16 sums over the columns, added to acc [batch row][slice row]
+                for (int c0 = 0; c0 < live * n; c0 += ITEM_BATCH) {
+                    for (int bb = 0; bb < ITEM_BATCH; bb++) {
+                        int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
+                        for (int kk = 0; kk < kt; kk++) {
+                            xs[o + kk] = xn.get(xo + kk);
+                        }
+                    }
+                    for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
+                        int s0 = j0 * ITEM_DEPTH;
+                        float a00 = 0f, a01 = 0f, a02 = 0f, a03 = 0f, a10 = 0f, a11 = 0f, a12 = 0f, a13 = 0f;
+                        float a20 = 0f, a21 = 0f, a22 = 0f, a23 = 0f, a30 = 0f, a31 = 0f, a32 = 0f, a33 = 0f;
+                        for (int kk = 0; kk < kt; kk++) {
+                            float w0 = wt[s0 + kk], w1 = wt[s0 + ITEM_DEPTH + kk], w2 = wt[s0 + 2 * ITEM_DEPTH + kk], w3 = wt[s0 + 3 * ITEM_DEPTH + kk];
+                            float u0 = xs[kk], u1 = xs[ITEM_DEPTH + kk], u2 = xs[2 * ITEM_DEPTH + kk], u3 = xs[3 * ITEM_DEPTH + kk];
+                            a00 += w0 * u0; a01 += w0 * u1; a02 += w0 * u2; a03 += w0 * u3;
+                            a10 += w1 * u0; a11 += w1 * u1; a12 += w1 * u2; a13 += w1 * u3;
+                            a20 += w2 * u0; a21 += w2 * u1; a22 += w2 * u2; a23 += w2 * u3;
+                            a30 += w3 * u0; a31 += w3 * u1; a32 += w3 * u2; a33 += w3 * u3;
+                        }
+                        int o = c0 * ITEM_ROWS + j0;
+                        acc[o] += a00; acc[o + 1] += a10; acc[o + 2] += a20; acc[o + 3] += a30;
+                        acc[o + ITEM_ROWS] += a01; acc[o + ITEM_ROWS + 1] += a11; acc[o + ITEM_ROWS + 2] += a21; acc[o + ITEM_ROWS + 3] += a31;
+                        acc[o + 2 * ITEM_ROWS] += a02; acc[o + 2 * ITEM_ROWS + 1] += a12; acc[o + 2 * ITEM_ROWS + 2] += a22; acc[o + 2 * ITEM_ROWS + 3] += a32;
+                        acc[o + 3 * ITEM_ROWS] += a03; acc[o + 3 * ITEM_ROWS + 1] += a13; acc[o + 3 * ITEM_ROWS + 2] += a23; acc[o + 3 * ITEM_ROWS + 3] += a33;
+                    }
+                }
+            }
+            for (int e = 0; e < live * n * ITEM_ROWS; e++) {
+                int b = e / ITEM_ROWS, r = r0 + e - b * ITEM_ROWS;
+                if (r < mRows) {
+                    float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + rowBase + r);
+                    if (m == 0) {
+                        q.set(b * qRows + r, t);
+                    } else if (m == 1) {
+                        k.set(b * kvRows + r, t);
+                    } else {
+                        v.set(b * kvRows + r, t);
+                    }
+                }
+            }
         } else if (g < tq + 2 * tk) {
             int m = g < tq ? 0 : g < tq + tk ? 1 : 2;
             int row0 = (m == 0 ? g : m == 1 ? g - tq : g - tq - tk) * TILE_ROWS, mRows = m == 0 ? qRows : kvRows;
@@ -291,6 +471,71 @@ public final class FusedGemmKernels {
                     storeQkv(q, k, v, b, row, biasOff < 0 ? sum : sum + vec.get(biasOff + row), qRows, kvRows);
                 }
             }
+        } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
+            // item tiles (CPU devices): the group's first work-item alone, see GemmKernels' class comment
+            int iq = itemGroups(qRows), ik = itemGroups(kvRows);
+            int m = g < iq ? 0 : g < iq + ik ? 1 : 2, mRows = m == 0 ? qRows : kvRows, rowBase = m == 0 ? 0 : m == 1 ? qRows : qRows + kvRows;
+            int r0 = (m == 0 ? g : m == 1 ? g - iq : g - iq - ik) * ITEM_ROWS, live = lid == 0 && g < iq + 2 * ik ? 1 : 0;
+            for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
+                acc[e] = 0f;
+            }
+            for (int k0 = 0; k0 < cols; k0 += ITEM_DEPTH) {
+                int kt = live * (cols - k0 < ITEM_DEPTH ? cols - k0 : ITEM_DEPTH);
+                // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
+                for (int j = 0; j < ITEM_ROWS; j++) {
+                    int wb = ((rowBase + (r0 + j < mRows ? r0 + j : mRows - 1)) * cols + k0) >> 2, o = j * ITEM_DEPTH;
+                    for (int kw = 0; kw < kt >> 2; kw++) {
+                        int word = w.get(wb + kw);
+                        float sc = s.get((wb + kw) >> 3);
+                        int p = o + (kw << 2);
+                        wt[p] = ((word << 24) >> 24) * sc;
+                        wt[p + 1] = ((word << 16) >> 24) * sc;
+                        wt[p + 2] = ((word << 8) >> 24) * sc;
+                        wt[p + 3] = (word >> 24) * sc;
+                    }
+                }
+                // multiply: every chunk of ITEM_BATCH activation rows, staged in xs (rows past n repeat row n - 1; their sums are never stored),
+                // by the slice, ITEM_STEP rows of it at a time: 16 sums over the columns, added to acc [batch row][slice row]
+                for (int c0 = 0; c0 < live * n; c0 += ITEM_BATCH) {
+                    for (int bb = 0; bb < ITEM_BATCH; bb++) {
+                        int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
+                        for (int kk = 0; kk < kt; kk++) {
+                            xs[o + kk] = xn.get(xo + kk);
+                        }
+                    }
+                    for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
+                        int s0 = j0 * ITEM_DEPTH;
+                        float a00 = 0f, a01 = 0f, a02 = 0f, a03 = 0f, a10 = 0f, a11 = 0f, a12 = 0f, a13 = 0f;
+                        float a20 = 0f, a21 = 0f, a22 = 0f, a23 = 0f, a30 = 0f, a31 = 0f, a32 = 0f, a33 = 0f;
+                        for (int kk = 0; kk < kt; kk++) {
+                            float w0 = wt[s0 + kk], w1 = wt[s0 + ITEM_DEPTH + kk], w2 = wt[s0 + 2 * ITEM_DEPTH + kk], w3 = wt[s0 + 3 * ITEM_DEPTH + kk];
+                            float u0 = xs[kk], u1 = xs[ITEM_DEPTH + kk], u2 = xs[2 * ITEM_DEPTH + kk], u3 = xs[3 * ITEM_DEPTH + kk];
+                            a00 += w0 * u0; a01 += w0 * u1; a02 += w0 * u2; a03 += w0 * u3;
+                            a10 += w1 * u0; a11 += w1 * u1; a12 += w1 * u2; a13 += w1 * u3;
+                            a20 += w2 * u0; a21 += w2 * u1; a22 += w2 * u2; a23 += w2 * u3;
+                            a30 += w3 * u0; a31 += w3 * u1; a32 += w3 * u2; a33 += w3 * u3;
+                        }
+                        int o = c0 * ITEM_ROWS + j0;
+                        acc[o] += a00; acc[o + 1] += a10; acc[o + 2] += a20; acc[o + 3] += a30;
+                        acc[o + ITEM_ROWS] += a01; acc[o + ITEM_ROWS + 1] += a11; acc[o + ITEM_ROWS + 2] += a21; acc[o + ITEM_ROWS + 3] += a31;
+                        acc[o + 2 * ITEM_ROWS] += a02; acc[o + 2 * ITEM_ROWS + 1] += a12; acc[o + 2 * ITEM_ROWS + 2] += a22; acc[o + 2 * ITEM_ROWS + 3] += a32;
+                        acc[o + 3 * ITEM_ROWS] += a03; acc[o + 3 * ITEM_ROWS + 1] += a13; acc[o + 3 * ITEM_ROWS + 2] += a23; acc[o + 3 * ITEM_ROWS + 3] += a33;
+                    }
+                }
+            }
+            for (int e = 0; e < live * n * ITEM_ROWS; e++) {
+                int b = e / ITEM_ROWS, r = r0 + e - b * ITEM_ROWS;
+                if (r < mRows) {
+                    float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + rowBase + r);
+                    if (m == 0) {
+                        q.set(b * qRows + r, t);
+                    } else if (m == 1) {
+                        k.set(b * kvRows + r, t);
+                    } else {
+                        v.set(b * kvRows + r, t);
+                    }
+                }
+            }
         } else if (g < tq + 2 * tk) {
             int m = g < tq ? 0 : g < tq + tk ? 1 : 2;
             int row0 = (m == 0 ? g : m == 1 ? g - tq : g - tq - tk) * TILE_ROWS, mRows = m == 0 ? qRows : kvRows;
@@ -368,6 +613,66 @@ public final class FusedGemmKernels {
                 float sum = KernelSupport.reduceSegments(ctx, red, p, lanes);
                 if (t == 0 && row < total) {
                     storeQkv(q, k, v, b, row, biasOff < 0 ? sum : sum + vec.get(biasOff + row), qRows, kvRows);
+                }
+            }
+        } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
+            // item tiles (CPU devices): the group's first work-item alone, see GemmKernels' class comment
+            int iq = itemGroups(qRows), ik = itemGroups(kvRows);
+            int m = g < iq ? 0 : g < iq + ik ? 1 : 2, mRows = m == 0 ? qRows : kvRows, rowBase = m == 0 ? 0 : m == 1 ? qRows : qRows + kvRows;
+            int r0 = (m == 0 ? g : m == 1 ? g - iq : g - iq - ik) * ITEM_ROWS, live = lid == 0 && g < iq + 2 * ik ? 1 : 0;
+            for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
+                acc[e] = 0f;
+            }
+            for (int k0 = 0; k0 < cols; k0 += ITEM_DEPTH) {
+                int kt = live * (cols - k0 < ITEM_DEPTH ? cols - k0 : ITEM_DEPTH);
+                // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
+                for (int j = 0; j < ITEM_ROWS; j++) {
+                    int base = (rowBase + (r0 + j < mRows ? r0 + j : mRows - 1)) * cols + k0, o = j * ITEM_DEPTH;
+                    for (int kk = 0; kk < kt; kk++) {
+                        int i = base + kk;
+                        wt[o + kk] = GemmKernels.q4(w, s, i);
+                    }
+                }
+                // multiply: every chunk of ITEM_BATCH activation rows, staged in xs (rows past n repeat row n - 1; their sums are never stored),
+                // by the slice, ITEM_STEP rows of it at a time: 16 sums over the columns, added to acc [batch row][slice row]
+                for (int c0 = 0; c0 < live * n; c0 += ITEM_BATCH) {
+                    for (int bb = 0; bb < ITEM_BATCH; bb++) {
+                        int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
+                        for (int kk = 0; kk < kt; kk++) {
+                            xs[o + kk] = xn.get(xo + kk);
+                        }
+                    }
+                    for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
+                        int s0 = j0 * ITEM_DEPTH;
+                        float a00 = 0f, a01 = 0f, a02 = 0f, a03 = 0f, a10 = 0f, a11 = 0f, a12 = 0f, a13 = 0f;
+                        float a20 = 0f, a21 = 0f, a22 = 0f, a23 = 0f, a30 = 0f, a31 = 0f, a32 = 0f, a33 = 0f;
+                        for (int kk = 0; kk < kt; kk++) {
+                            float w0 = wt[s0 + kk], w1 = wt[s0 + ITEM_DEPTH + kk], w2 = wt[s0 + 2 * ITEM_DEPTH + kk], w3 = wt[s0 + 3 * ITEM_DEPTH + kk];
+                            float u0 = xs[kk], u1 = xs[ITEM_DEPTH + kk], u2 = xs[2 * ITEM_DEPTH + kk], u3 = xs[3 * ITEM_DEPTH + kk];
+                            a00 += w0 * u0; a01 += w0 * u1; a02 += w0 * u2; a03 += w0 * u3;
+                            a10 += w1 * u0; a11 += w1 * u1; a12 += w1 * u2; a13 += w1 * u3;
+                            a20 += w2 * u0; a21 += w2 * u1; a22 += w2 * u2; a23 += w2 * u3;
+                            a30 += w3 * u0; a31 += w3 * u1; a32 += w3 * u2; a33 += w3 * u3;
+                        }
+                        int o = c0 * ITEM_ROWS + j0;
+                        acc[o] += a00; acc[o + 1] += a10; acc[o + 2] += a20; acc[o + 3] += a30;
+                        acc[o + ITEM_ROWS] += a01; acc[o + ITEM_ROWS + 1] += a11; acc[o + ITEM_ROWS + 2] += a21; acc[o + ITEM_ROWS + 3] += a31;
+                        acc[o + 2 * ITEM_ROWS] += a02; acc[o + 2 * ITEM_ROWS + 1] += a12; acc[o + 2 * ITEM_ROWS + 2] += a22; acc[o + 2 * ITEM_ROWS + 3] += a32;
+                        acc[o + 3 * ITEM_ROWS] += a03; acc[o + 3 * ITEM_ROWS + 1] += a13; acc[o + 3 * ITEM_ROWS + 2] += a23; acc[o + 3 * ITEM_ROWS + 3] += a33;
+                    }
+                }
+            }
+            for (int e = 0; e < live * n * ITEM_ROWS; e++) {
+                int b = e / ITEM_ROWS, r = r0 + e - b * ITEM_ROWS;
+                if (r < mRows) {
+                    float t = biasOff < 0 ? acc[e] : acc[e] + vec.get(biasOff + rowBase + r);
+                    if (m == 0) {
+                        q.set(b * qRows + r, t);
+                    } else if (m == 1) {
+                        k.set(b * kvRows + r, t);
+                    } else {
+                        v.set(b * kvRows + r, t);
+                    }
                 }
             }
         } else if (g < tq + 2 * tk) {
@@ -452,6 +757,58 @@ public final class FusedGemmKernels {
                     h.set(b * rows + row, KernelSupport.silu(a) * u);
                 }
             }
+        } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
+            // item tiles (CPU devices): the group's first work-item alone, see GemmKernels' class comment
+            int r0 = g * (ITEM_ROWS / 2), live = lid == 0 && r0 < rows ? 1 : 0;
+            for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
+                acc[e] = 0f;
+            }
+            for (int k0 = 0; k0 < cols; k0 += ITEM_DEPTH) {
+                int kt = live * (cols - k0 < ITEM_DEPTH ? cols - k0 : ITEM_DEPTH);
+                // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
+                for (int j = 0; j < ITEM_ROWS; j++) {
+                    int jj = j < ITEM_ROWS / 2 ? j : j - ITEM_ROWS / 2;
+                    int base = ((j < ITEM_ROWS / 2 ? 0 : rows) + (r0 + jj < rows ? r0 + jj : rows - 1)) * cols + k0, o = j * ITEM_DEPTH;
+                    for (int kk = 0; kk < kt; kk++) {
+                        int i = base + kk;
+                        wt[o + kk] = w.get(i);
+                    }
+                }
+                // multiply: every chunk of ITEM_BATCH activation rows, staged in xs (rows past n repeat row n - 1; their sums are never stored),
+                // by the slice, ITEM_STEP rows of it at a time: 16 sums over the columns, added to acc [batch row][slice row]
+                for (int c0 = 0; c0 < live * n; c0 += ITEM_BATCH) {
+                    for (int bb = 0; bb < ITEM_BATCH; bb++) {
+                        int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
+                        for (int kk = 0; kk < kt; kk++) {
+                            xs[o + kk] = xn.get(xo + kk);
+                        }
+                    }
+                    for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
+                        int s0 = j0 * ITEM_DEPTH;
+                        float a00 = 0f, a01 = 0f, a02 = 0f, a03 = 0f, a10 = 0f, a11 = 0f, a12 = 0f, a13 = 0f;
+                        float a20 = 0f, a21 = 0f, a22 = 0f, a23 = 0f, a30 = 0f, a31 = 0f, a32 = 0f, a33 = 0f;
+                        for (int kk = 0; kk < kt; kk++) {
+                            float w0 = wt[s0 + kk], w1 = wt[s0 + ITEM_DEPTH + kk], w2 = wt[s0 + 2 * ITEM_DEPTH + kk], w3 = wt[s0 + 3 * ITEM_DEPTH + kk];
+                            float u0 = xs[kk], u1 = xs[ITEM_DEPTH + kk], u2 = xs[2 * ITEM_DEPTH + kk], u3 = xs[3 * ITEM_DEPTH + kk];
+                            a00 += w0 * u0; a01 += w0 * u1; a02 += w0 * u2; a03 += w0 * u3;
+                            a10 += w1 * u0; a11 += w1 * u1; a12 += w1 * u2; a13 += w1 * u3;
+                            a20 += w2 * u0; a21 += w2 * u1; a22 += w2 * u2; a23 += w2 * u3;
+                            a30 += w3 * u0; a31 += w3 * u1; a32 += w3 * u2; a33 += w3 * u3;
+                        }
+                        int o = c0 * ITEM_ROWS + j0;
+                        acc[o] += a00; acc[o + 1] += a10; acc[o + 2] += a20; acc[o + 3] += a30;
+                        acc[o + ITEM_ROWS] += a01; acc[o + ITEM_ROWS + 1] += a11; acc[o + ITEM_ROWS + 2] += a21; acc[o + ITEM_ROWS + 3] += a31;
+                        acc[o + 2 * ITEM_ROWS] += a02; acc[o + 2 * ITEM_ROWS + 1] += a12; acc[o + 2 * ITEM_ROWS + 2] += a22; acc[o + 2 * ITEM_ROWS + 3] += a32;
+                        acc[o + 3 * ITEM_ROWS] += a03; acc[o + 3 * ITEM_ROWS + 1] += a13; acc[o + 3 * ITEM_ROWS + 2] += a23; acc[o + 3 * ITEM_ROWS + 3] += a33;
+                    }
+                }
+            }
+            for (int e = 0; e < live * n * (ITEM_ROWS / 2); e++) {
+                int b = e / (ITEM_ROWS / 2), jj = e - b * (ITEM_ROWS / 2), r = r0 + jj;
+                if (r < rows) {
+                    h.set(b * rows + r, KernelSupport.silu(acc[b * ITEM_ROWS + jj]) * acc[b * ITEM_ROWS + jj + ITEM_ROWS / 2]);
+                }
+            }
         } else if (g * TILE_ROWS < rows) {
             int row0 = g * TILE_ROWS, mRows = rows, up = rows * cols;
             for (int c0 = 0; c0 < n; c0 += CHUNK) {
@@ -528,6 +885,58 @@ public final class FusedGemmKernels {
                 float u = KernelSupport.reduceSegments(ctx, red, pu, lanes);
                 if (t == 0 && row < rows) {
                     h.set(b * rows + row, KernelSupport.silu(a) * u);
+                }
+            }
+        } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
+            // item tiles (CPU devices): the group's first work-item alone, see GemmKernels' class comment
+            int r0 = g * (ITEM_ROWS / 2), live = lid == 0 && r0 < rows ? 1 : 0;
+            for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
+                acc[e] = 0f;
+            }
+            for (int k0 = 0; k0 < cols; k0 += ITEM_DEPTH) {
+                int kt = live * (cols - k0 < ITEM_DEPTH ? cols - k0 : ITEM_DEPTH);
+                // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
+                for (int j = 0; j < ITEM_ROWS; j++) {
+                    int jj = j < ITEM_ROWS / 2 ? j : j - ITEM_ROWS / 2;
+                    int base = ((j < ITEM_ROWS / 2 ? 0 : rows) + (r0 + jj < rows ? r0 + jj : rows - 1)) * cols + k0, o = j * ITEM_DEPTH;
+                    for (int kk = 0; kk < kt; kk++) {
+                        int i = base + kk;
+                        wt[o + kk] = w.get(i).getFloat32();
+                    }
+                }
+                // multiply: every chunk of ITEM_BATCH activation rows, staged in xs (rows past n repeat row n - 1; their sums are never stored),
+                // by the slice, ITEM_STEP rows of it at a time: 16 sums over the columns, added to acc [batch row][slice row]
+                for (int c0 = 0; c0 < live * n; c0 += ITEM_BATCH) {
+                    for (int bb = 0; bb < ITEM_BATCH; bb++) {
+                        int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
+                        for (int kk = 0; kk < kt; kk++) {
+                            xs[o + kk] = xn.get(xo + kk);
+                        }
+                    }
+                    for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
+                        int s0 = j0 * ITEM_DEPTH;
+                        float a00 = 0f, a01 = 0f, a02 = 0f, a03 = 0f, a10 = 0f, a11 = 0f, a12 = 0f, a13 = 0f;
+                        float a20 = 0f, a21 = 0f, a22 = 0f, a23 = 0f, a30 = 0f, a31 = 0f, a32 = 0f, a33 = 0f;
+                        for (int kk = 0; kk < kt; kk++) {
+                            float w0 = wt[s0 + kk], w1 = wt[s0 + ITEM_DEPTH + kk], w2 = wt[s0 + 2 * ITEM_DEPTH + kk], w3 = wt[s0 + 3 * ITEM_DEPTH + kk];
+                            float u0 = xs[kk], u1 = xs[ITEM_DEPTH + kk], u2 = xs[2 * ITEM_DEPTH + kk], u3 = xs[3 * ITEM_DEPTH + kk];
+                            a00 += w0 * u0; a01 += w0 * u1; a02 += w0 * u2; a03 += w0 * u3;
+                            a10 += w1 * u0; a11 += w1 * u1; a12 += w1 * u2; a13 += w1 * u3;
+                            a20 += w2 * u0; a21 += w2 * u1; a22 += w2 * u2; a23 += w2 * u3;
+                            a30 += w3 * u0; a31 += w3 * u1; a32 += w3 * u2; a33 += w3 * u3;
+                        }
+                        int o = c0 * ITEM_ROWS + j0;
+                        acc[o] += a00; acc[o + 1] += a10; acc[o + 2] += a20; acc[o + 3] += a30;
+                        acc[o + ITEM_ROWS] += a01; acc[o + ITEM_ROWS + 1] += a11; acc[o + ITEM_ROWS + 2] += a21; acc[o + ITEM_ROWS + 3] += a31;
+                        acc[o + 2 * ITEM_ROWS] += a02; acc[o + 2 * ITEM_ROWS + 1] += a12; acc[o + 2 * ITEM_ROWS + 2] += a22; acc[o + 2 * ITEM_ROWS + 3] += a32;
+                        acc[o + 3 * ITEM_ROWS] += a03; acc[o + 3 * ITEM_ROWS + 1] += a13; acc[o + 3 * ITEM_ROWS + 2] += a23; acc[o + 3 * ITEM_ROWS + 3] += a33;
+                    }
+                }
+            }
+            for (int e = 0; e < live * n * (ITEM_ROWS / 2); e++) {
+                int b = e / (ITEM_ROWS / 2), jj = e - b * (ITEM_ROWS / 2), r = r0 + jj;
+                if (r < rows) {
+                    h.set(b * rows + r, KernelSupport.silu(acc[b * ITEM_ROWS + jj]) * acc[b * ITEM_ROWS + jj + ITEM_ROWS / 2]);
                 }
             }
         } else if (g * TILE_ROWS < rows) {
@@ -608,6 +1017,58 @@ public final class FusedGemmKernels {
                     h.set(b * rows + row, KernelSupport.silu(a) * u);
                 }
             }
+        } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
+            // item tiles (CPU devices): the group's first work-item alone, see GemmKernels' class comment
+            int r0 = g * (ITEM_ROWS / 2), live = lid == 0 && r0 < rows ? 1 : 0;
+            for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
+                acc[e] = 0f;
+            }
+            for (int k0 = 0; k0 < cols; k0 += ITEM_DEPTH) {
+                int kt = live * (cols - k0 < ITEM_DEPTH ? cols - k0 : ITEM_DEPTH);
+                // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
+                for (int j = 0; j < ITEM_ROWS; j++) {
+                    int jj = j < ITEM_ROWS / 2 ? j : j - ITEM_ROWS / 2;
+                    int base = ((j < ITEM_ROWS / 2 ? 0 : rows) + (r0 + jj < rows ? r0 + jj : rows - 1)) * cols + k0, o = j * ITEM_DEPTH;
+                    for (int kk = 0; kk < kt; kk++) {
+                        int i = base + kk;
+                        wt[o + kk] = KernelSupport.halfToFloat(w.get(i), pow2);
+                    }
+                }
+                // multiply: every chunk of ITEM_BATCH activation rows, staged in xs (rows past n repeat row n - 1; their sums are never stored),
+                // by the slice, ITEM_STEP rows of it at a time: 16 sums over the columns, added to acc [batch row][slice row]
+                for (int c0 = 0; c0 < live * n; c0 += ITEM_BATCH) {
+                    for (int bb = 0; bb < ITEM_BATCH; bb++) {
+                        int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
+                        for (int kk = 0; kk < kt; kk++) {
+                            xs[o + kk] = xn.get(xo + kk);
+                        }
+                    }
+                    for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
+                        int s0 = j0 * ITEM_DEPTH;
+                        float a00 = 0f, a01 = 0f, a02 = 0f, a03 = 0f, a10 = 0f, a11 = 0f, a12 = 0f, a13 = 0f;
+                        float a20 = 0f, a21 = 0f, a22 = 0f, a23 = 0f, a30 = 0f, a31 = 0f, a32 = 0f, a33 = 0f;
+                        for (int kk = 0; kk < kt; kk++) {
+                            float w0 = wt[s0 + kk], w1 = wt[s0 + ITEM_DEPTH + kk], w2 = wt[s0 + 2 * ITEM_DEPTH + kk], w3 = wt[s0 + 3 * ITEM_DEPTH + kk];
+                            float u0 = xs[kk], u1 = xs[ITEM_DEPTH + kk], u2 = xs[2 * ITEM_DEPTH + kk], u3 = xs[3 * ITEM_DEPTH + kk];
+                            a00 += w0 * u0; a01 += w0 * u1; a02 += w0 * u2; a03 += w0 * u3;
+                            a10 += w1 * u0; a11 += w1 * u1; a12 += w1 * u2; a13 += w1 * u3;
+                            a20 += w2 * u0; a21 += w2 * u1; a22 += w2 * u2; a23 += w2 * u3;
+                            a30 += w3 * u0; a31 += w3 * u1; a32 += w3 * u2; a33 += w3 * u3;
+                        }
+                        int o = c0 * ITEM_ROWS + j0;
+                        acc[o] += a00; acc[o + 1] += a10; acc[o + 2] += a20; acc[o + 3] += a30;
+                        acc[o + ITEM_ROWS] += a01; acc[o + ITEM_ROWS + 1] += a11; acc[o + ITEM_ROWS + 2] += a21; acc[o + ITEM_ROWS + 3] += a31;
+                        acc[o + 2 * ITEM_ROWS] += a02; acc[o + 2 * ITEM_ROWS + 1] += a12; acc[o + 2 * ITEM_ROWS + 2] += a22; acc[o + 2 * ITEM_ROWS + 3] += a32;
+                        acc[o + 3 * ITEM_ROWS] += a03; acc[o + 3 * ITEM_ROWS + 1] += a13; acc[o + 3 * ITEM_ROWS + 2] += a23; acc[o + 3 * ITEM_ROWS + 3] += a33;
+                    }
+                }
+            }
+            for (int e = 0; e < live * n * (ITEM_ROWS / 2); e++) {
+                int b = e / (ITEM_ROWS / 2), jj = e - b * (ITEM_ROWS / 2), r = r0 + jj;
+                if (r < rows) {
+                    h.set(b * rows + r, KernelSupport.silu(acc[b * ITEM_ROWS + jj]) * acc[b * ITEM_ROWS + jj + ITEM_ROWS / 2]);
+                }
+            }
         } else if (g * TILE_ROWS < rows) {
             int row0 = g * TILE_ROWS, mRows = rows, up = rows * cols;
             for (int c0 = 0; c0 < n; c0 += CHUNK) {
@@ -686,6 +1147,63 @@ public final class FusedGemmKernels {
                     h.set(b * rows + row, KernelSupport.silu(a) * u);
                 }
             }
+        } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
+            // item tiles (CPU devices): the group's first work-item alone, see GemmKernels' class comment
+            int r0 = g * (ITEM_ROWS / 2), live = lid == 0 && r0 < rows ? 1 : 0;
+            for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
+                acc[e] = 0f;
+            }
+            for (int k0 = 0; k0 < cols; k0 += ITEM_DEPTH) {
+                int kt = live * (cols - k0 < ITEM_DEPTH ? cols - k0 : ITEM_DEPTH);
+                // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
+                for (int j = 0; j < ITEM_ROWS; j++) {
+                    int jj = j < ITEM_ROWS / 2 ? j : j - ITEM_ROWS / 2;
+                    int wb = (((j < ITEM_ROWS / 2 ? 0 : rows) + (r0 + jj < rows ? r0 + jj : rows - 1)) * cols + k0) >> 2, o = j * ITEM_DEPTH;
+                    for (int kw = 0; kw < kt >> 2; kw++) {
+                        int word = w.get(wb + kw);
+                        float sc = s.get((wb + kw) >> 3);
+                        int p = o + (kw << 2);
+                        wt[p] = ((word << 24) >> 24) * sc;
+                        wt[p + 1] = ((word << 16) >> 24) * sc;
+                        wt[p + 2] = ((word << 8) >> 24) * sc;
+                        wt[p + 3] = (word >> 24) * sc;
+                    }
+                }
+                // multiply: every chunk of ITEM_BATCH activation rows, staged in xs (rows past n repeat row n - 1; their sums are never stored),
+                // by the slice, ITEM_STEP rows of it at a time: 16 sums over the columns, added to acc [batch row][slice row]
+                for (int c0 = 0; c0 < live * n; c0 += ITEM_BATCH) {
+                    for (int bb = 0; bb < ITEM_BATCH; bb++) {
+                        int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
+                        for (int kk = 0; kk < kt; kk++) {
+                            xs[o + kk] = xn.get(xo + kk);
+                        }
+                    }
+                    for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
+                        int s0 = j0 * ITEM_DEPTH;
+                        float a00 = 0f, a01 = 0f, a02 = 0f, a03 = 0f, a10 = 0f, a11 = 0f, a12 = 0f, a13 = 0f;
+                        float a20 = 0f, a21 = 0f, a22 = 0f, a23 = 0f, a30 = 0f, a31 = 0f, a32 = 0f, a33 = 0f;
+                        for (int kk = 0; kk < kt; kk++) {
+                            float w0 = wt[s0 + kk], w1 = wt[s0 + ITEM_DEPTH + kk], w2 = wt[s0 + 2 * ITEM_DEPTH + kk], w3 = wt[s0 + 3 * ITEM_DEPTH + kk];
+                            float u0 = xs[kk], u1 = xs[ITEM_DEPTH + kk], u2 = xs[2 * ITEM_DEPTH + kk], u3 = xs[3 * ITEM_DEPTH + kk];
+                            a00 += w0 * u0; a01 += w0 * u1; a02 += w0 * u2; a03 += w0 * u3;
+                            a10 += w1 * u0; a11 += w1 * u1; a12 += w1 * u2; a13 += w1 * u3;
+                            a20 += w2 * u0; a21 += w2 * u1; a22 += w2 * u2; a23 += w2 * u3;
+                            a30 += w3 * u0; a31 += w3 * u1; a32 += w3 * u2; a33 += w3 * u3;
+                        }
+                        int o = c0 * ITEM_ROWS + j0;
+                        acc[o] += a00; acc[o + 1] += a10; acc[o + 2] += a20; acc[o + 3] += a30;
+                        acc[o + ITEM_ROWS] += a01; acc[o + ITEM_ROWS + 1] += a11; acc[o + ITEM_ROWS + 2] += a21; acc[o + ITEM_ROWS + 3] += a31;
+                        acc[o + 2 * ITEM_ROWS] += a02; acc[o + 2 * ITEM_ROWS + 1] += a12; acc[o + 2 * ITEM_ROWS + 2] += a22; acc[o + 2 * ITEM_ROWS + 3] += a32;
+                        acc[o + 3 * ITEM_ROWS] += a03; acc[o + 3 * ITEM_ROWS + 1] += a13; acc[o + 3 * ITEM_ROWS + 2] += a23; acc[o + 3 * ITEM_ROWS + 3] += a33;
+                    }
+                }
+            }
+            for (int e = 0; e < live * n * (ITEM_ROWS / 2); e++) {
+                int b = e / (ITEM_ROWS / 2), jj = e - b * (ITEM_ROWS / 2), r = r0 + jj;
+                if (r < rows) {
+                    h.set(b * rows + r, KernelSupport.silu(acc[b * ITEM_ROWS + jj]) * acc[b * ITEM_ROWS + jj + ITEM_ROWS / 2]);
+                }
+            }
         } else if (g * TILE_ROWS < rows) {
             int row0 = g * TILE_ROWS, mRows = rows, up = rows * cols;
             for (int c0 = 0; c0 < n; c0 += CHUNK) {
@@ -762,6 +1280,58 @@ public final class FusedGemmKernels {
                 float u = KernelSupport.reduceSegments(ctx, red, pu, lanes);
                 if (t == 0 && row < rows) {
                     h.set(b * rows + row, KernelSupport.silu(a) * u);
+                }
+            }
+        } else if (meta.get(BatchLayout.TILES) == BatchLayout.TILES_ITEMS) {
+            // item tiles (CPU devices): the group's first work-item alone, see GemmKernels' class comment
+            int r0 = g * (ITEM_ROWS / 2), live = lid == 0 && r0 < rows ? 1 : 0;
+            for (int e = 0; e < live * ITEM_ROWS * BatchLayout.MAX_ROWS; e++) {
+                acc[e] = 0f;
+            }
+            for (int k0 = 0; k0 < cols; k0 += ITEM_DEPTH) {
+                int kt = live * (cols - k0 < ITEM_DEPTH ? cols - k0 : ITEM_DEPTH);
+                // stage: the slice rows' columns k0 .. k0 + kt, as floats, in wt [slice row][column] (rows past the matrix repeat its last row)
+                for (int j = 0; j < ITEM_ROWS; j++) {
+                    int jj = j < ITEM_ROWS / 2 ? j : j - ITEM_ROWS / 2;
+                    int base = ((j < ITEM_ROWS / 2 ? 0 : rows) + (r0 + jj < rows ? r0 + jj : rows - 1)) * cols + k0, o = j * ITEM_DEPTH;
+                    for (int kk = 0; kk < kt; kk++) {
+                        int i = base + kk;
+                        wt[o + kk] = GemmKernels.q4(w, s, i);
+                    }
+                }
+                // multiply: every chunk of ITEM_BATCH activation rows, staged in xs (rows past n repeat row n - 1; their sums are never stored),
+                // by the slice, ITEM_STEP rows of it at a time: 16 sums over the columns, added to acc [batch row][slice row]
+                for (int c0 = 0; c0 < live * n; c0 += ITEM_BATCH) {
+                    for (int bb = 0; bb < ITEM_BATCH; bb++) {
+                        int xo = (c0 + bb < n ? c0 + bb : n - 1) * cols + k0, o = bb * ITEM_DEPTH;
+                        for (int kk = 0; kk < kt; kk++) {
+                            xs[o + kk] = xn.get(xo + kk);
+                        }
+                    }
+                    for (int j0 = 0; j0 < ITEM_ROWS; j0 += ITEM_STEP) {
+                        int s0 = j0 * ITEM_DEPTH;
+                        float a00 = 0f, a01 = 0f, a02 = 0f, a03 = 0f, a10 = 0f, a11 = 0f, a12 = 0f, a13 = 0f;
+                        float a20 = 0f, a21 = 0f, a22 = 0f, a23 = 0f, a30 = 0f, a31 = 0f, a32 = 0f, a33 = 0f;
+                        for (int kk = 0; kk < kt; kk++) {
+                            float w0 = wt[s0 + kk], w1 = wt[s0 + ITEM_DEPTH + kk], w2 = wt[s0 + 2 * ITEM_DEPTH + kk], w3 = wt[s0 + 3 * ITEM_DEPTH + kk];
+                            float u0 = xs[kk], u1 = xs[ITEM_DEPTH + kk], u2 = xs[2 * ITEM_DEPTH + kk], u3 = xs[3 * ITEM_DEPTH + kk];
+                            a00 += w0 * u0; a01 += w0 * u1; a02 += w0 * u2; a03 += w0 * u3;
+                            a10 += w1 * u0; a11 += w1 * u1; a12 += w1 * u2; a13 += w1 * u3;
+                            a20 += w2 * u0; a21 += w2 * u1; a22 += w2 * u2; a23 += w2 * u3;
+                            a30 += w3 * u0; a31 += w3 * u1; a32 += w3 * u2; a33 += w3 * u3;
+                        }
+                        int o = c0 * ITEM_ROWS + j0;
+                        acc[o] += a00; acc[o + 1] += a10; acc[o + 2] += a20; acc[o + 3] += a30;
+                        acc[o + ITEM_ROWS] += a01; acc[o + ITEM_ROWS + 1] += a11; acc[o + ITEM_ROWS + 2] += a21; acc[o + ITEM_ROWS + 3] += a31;
+                        acc[o + 2 * ITEM_ROWS] += a02; acc[o + 2 * ITEM_ROWS + 1] += a12; acc[o + 2 * ITEM_ROWS + 2] += a22; acc[o + 2 * ITEM_ROWS + 3] += a32;
+                        acc[o + 3 * ITEM_ROWS] += a03; acc[o + 3 * ITEM_ROWS + 1] += a13; acc[o + 3 * ITEM_ROWS + 2] += a23; acc[o + 3 * ITEM_ROWS + 3] += a33;
+                    }
+                }
+            }
+            for (int e = 0; e < live * n * (ITEM_ROWS / 2); e++) {
+                int b = e / (ITEM_ROWS / 2), jj = e - b * (ITEM_ROWS / 2), r = r0 + jj;
+                if (r < rows) {
+                    h.set(b * rows + r, KernelSupport.silu(acc[b * ITEM_ROWS + jj]) * acc[b * ITEM_ROWS + jj + ITEM_ROWS / 2]);
                 }
             }
         } else if (g * TILE_ROWS < rows) {

@@ -11,7 +11,7 @@ import java.util.Locale;
  * Launch shapes and kernel choices for a device, from what TornadoVM reports about it — backend, device type, largest
  * work-group, compute units, local memory, OpenCL extensions — never from its name; each can be overridden by a
  * system property ({@code internlm.tornado.local}, {@code .lanes}, {@code .attentionLocal}, {@code .attentionSplits},
- * {@code .attentionSplitPositions}, {@code .fuseNorm}, {@code .nativeHalf}).
+ * {@code .attentionSplitPositions}, {@code .fuseNorm}, {@code .nativeHalf}, {@code .tiles}).
  *
  * <ul>
  *   <li>{@code local}, work-items per group of the products and norms: 128 on GPUs, 64 on CPU devices (PoCL's
@@ -30,6 +30,10 @@ import java.util.Locale;
  *       compute-bound device).</li>
  *   <li>{@code nativeHalf}: F16 weights as half loads where the device has fp16 — PTX always, OpenCL with
  *       {@code cl_khr_fp16} in its extensions; else raw bits decoded with integer operations (PoCL has no fp16).</li>
+ *   <li>{@code itemTiles}, the variant of the tiled products (batches of more than
+ *       {@link GemmKernels#LANE_BATCH} rows, see {@link GemmKernels}): work-group tiles in local memory on GPUs, item
+ *       tiles (a CPU micro-kernel per work-item, which PoCL vectorises) on CPU devices;
+ *       {@code internlm.tornado.tiles=items|groups} overrides.</li>
  * </ul>
  */
 final class DeviceTuning {
@@ -132,7 +136,11 @@ final class DeviceTuning {
         }
         boolean fuseNorm = flag("internlm.tornado.fuseNorm", f.gpu());
         boolean nativeHalf = flag("internlm.tornado.nativeHalf", f.fp16());
-        return new GraphBuilder.Tuning(local, lanes, att, splits, splitPositions, fuseNorm, nativeHalf, fixedGrids);
+        String tiles = System.getProperty("internlm.tornado.tiles", f.gpu() ? "groups" : "items");
+        if (!tiles.equals("items") && !tiles.equals("groups")) {
+            throw new IllegalArgumentException("internlm.tornado.tiles must be items or groups, got '" + tiles + "'");
+        }
+        return new GraphBuilder.Tuning(local, lanes, att, splits, splitPositions, fuseNorm, nativeHalf, fixedGrids, tiles.equals("items"));
     }
 
     /** Most context splits of the flash-decoding attention. */

@@ -65,9 +65,31 @@ final class GraphBuilder {
         private final List<WorkerGrid1D> perRow = new ArrayList<>(), perOutput = new ArrayList<>();
         private final List<Integer> perRowSize = new ArrayList<>(), perOutputSize = new ArrayList<>();
         private int rowBucket = -1, outBucket = -1;
+        /**
+         * Product grids: {lane-path work-items, tiled-path work-items, 1 when the count is the output rows}. A pass
+         * gets only the groups its path uses: idle groups are not free on CPU devices (PoCL runs every work-item of
+         * them; with one group per row, 7 of 8 SwiGLU groups idle in a tiled pass cost 2.8 of 8.2 ms per prompt row,
+         * d1024-l8 Q8_0, 2-core Xeon).
+         */
+        private final List<WorkerGrid1D> products = new ArrayList<>();
+        private final List<int[]> productSizes = new ArrayList<>();
+        private int rowPath = -1, outPath = -1;
 
-        /** Sizes the per-row grids for {@code rows} rows and {@code outputs} output rows (powers of two, so few sizes occur). */
-        void size(int rows, int outputs) {
+        /**
+         * Sizes the per-row grids for {@code rows} rows and {@code outputs} output rows (powers of two, so few sizes
+         * occur), and the product grids for the path the pass takes (tiled when more than LANE_BATCH rows or in the
+         * batch-invariant mode).
+         */
+        void size(int rows, int outputs, boolean invariant) {
+            int rp = invariant || rows > GemmKernels.LANE_BATCH ? 1 : 0, op = invariant || outputs > GemmKernels.LANE_BATCH ? 1 : 0;
+            if (rp != rowPath || op != outPath) {
+                for (int i = 0; i < products.size(); i++) {
+                    int[] z = productSizes.get(i);
+                    products.get(i).setGlobalWork(z[(z[2] == 1 ? op : rp)], 1, 1);
+                }
+                rowPath = rp;
+                outPath = op;
+            }
             int rb = pow2AtLeast(rows), ob = pow2AtLeast(Math.max(1, outputs));
             if (rb != rowBucket) {
                 for (int i = 0; i < perRow.size(); i++) {
@@ -94,7 +116,8 @@ final class GraphBuilder {
      * themselves ({@code fuseNorm}; otherwise an RMSNorm pass runs first), F16 weights as native half, and grids
      * fixed at their largest size (CUDA graphs replay the launches they captured).
      */
-    record Tuning(int local, int lanes, int attLocal, int splits, int splitPositions, boolean fuseNorm, boolean nativeHalf, boolean fixedGrids) {}
+    record Tuning(int local, int lanes, int attLocal, int splits, int splitPositions, boolean fuseNorm, boolean nativeHalf, boolean fixedGrids,
+                  boolean itemTiles) {}
 
     /** Offsets in a layer's vector of small constants: [attn_norm, eps | ffn_norm, eps | bias q, k, v | bias o]. */
     private record LayerVec(FloatArray vec, int attnNorm, int ffnNorm, int biasQkv, int biasOut) {}
@@ -126,6 +149,7 @@ final class GraphBuilder {
             }
         }
         out.meta.set(BatchLayout.LANES, tuning.lanes());
+        out.meta.set(BatchLayout.TILES, tuning.itemTiles() ? BatchLayout.TILES_ITEMS : BatchLayout.TILES_GROUPS);
     }
 
     /**
@@ -281,14 +305,25 @@ final class GraphBuilder {
     private void product(TaskGraph g, String graph, String task, DeviceWeight w, KernelContext ctx, FloatArray in, FloatArray y, FloatArray vec, int count,
                          boolean residual, int biasOff) {
         w.product(g, task, ctx, in, y, vec, out.meta, count, residual, biasOff);
-        productGrid(graph, task, w.rows);
+        productGrid(graph, task, w.rows, GemmKernels.tiles(w.rows), GemmKernels.itemGroups(w.rows), count == BatchLayout.OUT_ROWS);
         reads(task, w.bytes() + 4L * w.cols + (residual ? 4L * w.rows : 0));
     }
 
-    /** A product's grid: enough work-groups for the lane path (lanes items per row) and for the tiled path. */
-    private void productGrid(String graph, String task, int rows) {
-        int groups = Math.max(GemmKernels.laneGroups(rows, tuning.lanes(), local), GemmKernels.tiles(rows));
-        grid(graph, task, (long) groups * local, local);
+    /**
+     * A product's grid for {@code rows} output rows: the lane path's groups (lanes items per row) in decode passes,
+     * the tiled path's ({@code groupTiles} or {@code itemGroups}, by the tile variant) in longer ones; with fixed grids
+     * the larger of the two always. {@code outputs}: the product runs on the output rows (the LM head).
+     */
+    private void productGrid(String graph, String task, int rows, int groupTiles, int itemGroups, boolean outputs) {
+        int lanes = GemmKernels.laneGroups(rows, tuning.lanes(), local), tiled = tuning.itemTiles() ? itemGroups : groupTiles;
+        WorkerGrid1D w = new WorkerGrid1D(Math.max(lanes, tiled) * local);
+        w.setLocalWork(local, 1, 1);
+        out.grid.addWorkerGrid(graph + "." + task, w);
+        out.tasks.merge(graph, 1, Integer::sum);
+        if (!tuning.fixedGrids()) {
+            out.products.add(w);
+            out.productSizes.add(new int[] {lanes * local, tiled * local, outputs ? 1 : 0});
+        }
     }
 
     /**
@@ -393,9 +428,9 @@ final class GraphBuilder {
                     // attention block: norm (or nothing, when fused), Q/K/V with biases, RoPE and the KV write, attention
                     NormPlan an = norm(g, name, t + "attn_norm", ctx, wqkv, s, lv, lv.attnNorm());
                     wqkv.qkv(g, t + "qkv", ctx, x, an.input(), lv.vec(), s.q, s.k, s.v, meta, qDim, kvDim, an.normOff(), lv.biasQkv());
-                    // the tiled path runs tiles of q, then of k, then of v
-                    int qkvGroups = Math.max(GemmKernels.laneGroups(qDim + 2 * kvDim, tuning.lanes(), local), GemmKernels.tiles(qDim) + 2 * GemmKernels.tiles(kvDim));
-                    grid(name, t + "qkv", (long) qkvGroups * local, local);
+                    // the tiled paths run tiles of q, then of k, then of v
+                    productGrid(name, t + "qkv", qDim + 2 * kvDim, GemmKernels.tiles(qDim) + 2 * GemmKernels.tiles(kvDim),
+                            GemmKernels.itemGroups(qDim) + 2 * GemmKernels.itemGroups(kvDim), false);
                     reads("qkv", wqkv.bytes() + 4L * dim);
                     cache.ropeKv(g, t + "rope_kv", ctx, s.q, s.k, s.v, out.rope, meta, qDim, kvDim, hd);
                     grid(name, t + "rope_kv", Math.max(qDim / 2, kvDim), 64);
@@ -423,7 +458,8 @@ final class GraphBuilder {
                     // feed-forward block
                     NormPlan fn = norm(g, name, t + "ffn_norm", ctx, gateUp, s, lv, lv.ffnNorm());
                     gateUp.swiglu(g, t + "swiglu", ctx, x, fn.input(), lv.vec(), s.hb, meta, fn.normOff());
-                    productGrid(name, t + "swiglu", c.ffn());
+                    // item tiles: half of an item's rows are gate rows, half up rows
+                    productGrid(name, t + "swiglu", c.ffn(), GemmKernels.tiles(c.ffn()), GemmKernels.itemGroups(2 * c.ffn()), false);
                     reads("swiglu", gateUp.bytes() + 4L * dim);
                     FloatArray downIn = shape.roundActivations() && down.quantized() ? round(g, name, t + "down_round", ctx, s.hb, s.xr, c.ffn()) : s.hb;
                     product(g, name, t + "down", down, ctx, downIn, x, lv.vec(), BatchLayout.ROWS, true, -1);

@@ -161,8 +161,8 @@ public final class TornadoBackend implements Backend {
         return "TornadoVM on " + deviceName + " (" + slots.length + " sequence slot(s) of " + settings.context() + " tokens, KV cache "
                 + (settings.kvCacheF16() ? "F16" : "F32") + ", batches of up to " + shape.rows() + " rows; " + facts.describe() + "; work-groups of "
                 + tuning.local() + ", " + tuning.lanes() + " per output row, attention in " + tuning.splits() + " split(s), RMSNorm " + (tuning.fuseNorm() ? "fused into the products" : "as a pass")
-                + ", F16 weights " + (tuning.nativeHalf() ? "as native half" : "as raw bits") + ", CUDA graphs " + (cudaGraphs != null ? "on" : "off")
-                + ", sampling on the " + (deviceSampling ? "device" : "host") + ")";
+                + ", F16 weights " + (tuning.nativeHalf() ? "as native half" : "as raw bits") + ", " + (tuning.itemTiles() ? "item" : "work-group")
+                + " tiles, CUDA graphs " + (cudaGraphs != null ? "on" : "off") + ", sampling on the " + (deviceSampling ? "device" : "host") + ")";
     }
 
     // ------------------------------------------------------------------ sizes
@@ -366,7 +366,7 @@ public final class TornadoBackend implements Backend {
         }
         // context splits of the attention this pass needs: one per splitPositions positions of its longest row
         meta.set(BatchLayout.SPLITS, Math.max(1, Math.min(tuning.splits(), (longest + tuning.splitPositions() - 1) / tuning.splitPositions())));
-        graphs.size(n, outs);
+        graphs.size(n, outs, invariant);
         int count = graphs.graphs.size();
         int last = outs > 0 ? count : count - 1;
         if (settings.profile()) {

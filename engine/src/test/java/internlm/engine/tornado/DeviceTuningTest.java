@@ -15,7 +15,7 @@ class DeviceTuningTest {
     void gpusGetSeveralRowsPerGroupFusedNormsAndSplitAttention() {
         // 1.8B: 16 heads; 2 · 132 compute units / 16 heads → 17 → 32 splits, capped by one per 128 positions of 4096
         GraphBuilder.Tuning t = DeviceTuning.choose(H100_PTX, 128, 16, 4096, true);
-        assertEquals(new GraphBuilder.Tuning(128, 32, 128, 32, DeviceTuning.SPLIT_MIN_POSITIONS, true, true, true), t);
+        assertEquals(new GraphBuilder.Tuning(128, 32, 128, 32, DeviceTuning.SPLIT_MIN_POSITIONS, true, true, true, false), t);
         // a short context: at most one split per 128 positions
         assertEquals(4, DeviceTuning.choose(H100_PTX, 128, 16, 512, false).splits());
         assertEquals(1, DeviceTuning.choose(H100_PTX, 128, 16, 255, false).splits());
@@ -29,14 +29,14 @@ class DeviceTuningTest {
     @Test
     void cpuDevicesGetOneRowPerGroupANormPassAndOnePassAttention() {
         GraphBuilder.Tuning t = DeviceTuning.choose(POCL, 64, 8, 32768, false);
-        assertEquals(new GraphBuilder.Tuning(64, 64, 64, 1, DeviceTuning.SPLIT_MIN_POSITIONS, false, false, false), t);
+        assertEquals(new GraphBuilder.Tuning(64, 64, 64, 1, DeviceTuning.SPLIT_MIN_POSITIONS, false, false, false, true), t);
         assertTrue(POCL.describe().contains("non-GPU") && POCL.describe().contains("fp16 no"), POCL.describe());
     }
 
     @Test
     void propertiesOverrideAndBadValuesAreRefused() {
         String[] keys = {"internlm.tornado.local", "internlm.tornado.lanes", "internlm.tornado.attentionSplits", "internlm.tornado.fuseNorm",
-                "internlm.tornado.nativeHalf", "internlm.tornado.attentionLocal"};
+                "internlm.tornado.nativeHalf", "internlm.tornado.attentionLocal", "internlm.tornado.tiles"};
         try {
             System.setProperty(keys[0], "256");
             System.setProperty(keys[1], "8");
@@ -48,6 +48,15 @@ class DeviceTuningTest {
             assertEquals(8, t.lanes());
             assertEquals(3, t.splits());
             assertTrue(t.fuseNorm() && t.nativeHalf());
+            assertTrue(t.itemTiles(), "item tiles on a CPU device by default");
+            System.setProperty(keys[6], "groups");
+            assertFalse(DeviceTuning.choose(POCL, 64, 8, 1024, false).itemTiles());
+            System.setProperty(keys[6], "items");
+            assertTrue(DeviceTuning.choose(H100_PTX, 128, 16, 1024, false).itemTiles());
+            System.setProperty(keys[6], "warps");
+            IllegalArgumentException bad = assertThrows(IllegalArgumentException.class, () -> DeviceTuning.choose(POCL, 64, 8, 1024, false));
+            assertTrue(bad.getMessage().contains("internlm.tornado.tiles"), bad.getMessage());
+            System.clearProperty(keys[6]);
             System.setProperty(keys[1], "512");
             assertThrows(IllegalArgumentException.class, () -> DeviceTuning.choose(POCL, 64, 8, 1024, false), "more lanes than work-items");
             System.setProperty(keys[1], "8");
