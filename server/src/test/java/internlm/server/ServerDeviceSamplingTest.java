@@ -3,14 +3,12 @@ package internlm.server;
 import com.fasterxml.jackson.databind.JsonNode;
 import internlm.engine.Engine;
 import internlm.engine.Fixtures;
-import internlm.engine.model.Backend;
-import internlm.engine.model.Batch;
+import internlm.engine.SamplingBackend;
 import internlm.loader.LoadedModel;
 import internlm.loader.Progress;
 import org.junit.jupiter.api.Test;
 
 import java.nio.file.Path;
-import java.util.concurrent.atomic.AtomicInteger;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -20,63 +18,6 @@ import static org.junit.jupiter.api.Assertions.*;
  * and logprobs or a JSON mask still getting the logits on the host.
  */
 class ServerDeviceSamplingTest {
-    /** The CPU backend offering to sample (it samples SAMPLE rows from its logits), counting the output rows it sees. */
-    static final class Sampling implements Backend {
-        final Backend inner;
-        final AtomicInteger sampleRows = new AtomicInteger(), logitRows = new AtomicInteger();
-
-        Sampling(Backend inner) {
-            this.inner = inner;
-        }
-
-        @Override
-        public boolean samplesOnDevice() {
-            return true;
-        }
-
-        @Override
-        public void forward(Batch batch) {
-            for (int i = 0; i < batch.size(); i++) {
-                if (batch.output(i) == Batch.Output.SAMPLE) {
-                    sampleRows.incrementAndGet();
-                } else if (batch.output(i) == Batch.Output.LOGITS) {
-                    logitRows.incrementAndGet();
-                }
-            }
-            inner.forward(batch);
-        }
-
-        @Override
-        public String name() {
-            return "sampling";
-        }
-
-        @Override
-        public String description() {
-            return inner.description();
-        }
-
-        @Override
-        public int vocabularySize() {
-            return inner.vocabularySize();
-        }
-
-        @Override
-        public int hiddenSize() {
-            return inner.hiddenSize();
-        }
-
-        @Override
-        public Sequence openSequence(int capacity) {
-            return inner.openSequence(capacity);
-        }
-
-        @Override
-        public void close() {
-            inner.close();
-        }
-    }
-
     static final String[] REQUESTS = {
         "\"temperature\": 0.8, \"top_p\": 0.8, \"seed\": 5",
         "\"temperature\": 1.0, \"top_p\": 0.8, \"top_k\": 40, \"repetition_penalty\": 1.005, \"seed\": 6",
@@ -92,7 +33,7 @@ class ServerDeviceSamplingTest {
     void answersAreTheCpuBackendsAndOnlyIdsComeBack() throws Exception {
         Path f = Fixtures.fixture("internlm2-tiny-q8_0.gguf");
         LoadedModel m = Engine.loadModel(f, Progress.NONE);
-        Sampling backend = new Sampling(Engine.createBackend(m, Engine.Options.cpu(), Progress.NONE));
+        SamplingBackend backend = new SamplingBackend(Engine.createBackend(m, Engine.Options.cpu(), Progress.NONE));
         ServerConfig cfg = new ServerConfig("127.0.0.1", 0, 2, 8, 1024, "tiny", false, false, 1 << 20, 2000);
         try (Engine cpu = Engine.load(f, Engine.Options.cpu(), Progress.NONE); Engine dev = Engine.create(m, backend);
              OpenAiServer a = new OpenAiServer(cpu, cfg, null); OpenAiServer b = new OpenAiServer(dev, cfg, null)) {

@@ -2,17 +2,15 @@ package internlm.engine.generate;
 
 import internlm.engine.Engine;
 import internlm.engine.Fixtures;
+import internlm.engine.SamplingBackend;
 import internlm.engine.grammar.GrammarSyntax;
 import internlm.engine.grammar.TokenConstraint;
-import internlm.engine.model.Backend;
-import internlm.engine.model.Batch;
 import internlm.engine.sampling.SamplerConfig;
 import internlm.loader.LoadedModel;
 import internlm.loader.Progress;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;
-import java.util.concurrent.atomic.AtomicInteger;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -22,59 +20,6 @@ import static org.junit.jupiter.api.Assertions.*;
  * (a grammar, logprobs) still get them.
  */
 class BackendSamplingTest {
-    /** The CPU backend, offering to sample (it samples SAMPLE rows from its logits), counting the rows it sees. */
-    static final class Sampling implements Backend {
-        final Backend inner;
-        final AtomicInteger sampleRows = new AtomicInteger(), logitRows = new AtomicInteger();
-
-        Sampling(Backend inner) {
-            this.inner = inner;
-        }
-
-        @Override
-        public boolean samplesOnDevice() {
-            return true;
-        }
-
-        @Override
-        public void forward(Batch batch) {
-            for (int i = 0; i < batch.size(); i++) {
-                (batch.output(i) == Batch.Output.SAMPLE ? sampleRows : batch.output(i) == Batch.Output.LOGITS ? logitRows : new AtomicInteger()).incrementAndGet();
-            }
-            inner.forward(batch);
-        }
-
-        @Override
-        public String name() {
-            return "sampling";
-        }
-
-        @Override
-        public String description() {
-            return inner.description();
-        }
-
-        @Override
-        public int vocabularySize() {
-            return inner.vocabularySize();
-        }
-
-        @Override
-        public int hiddenSize() {
-            return inner.hiddenSize();
-        }
-
-        @Override
-        public Sequence openSequence(int capacity) {
-            return inner.openSequence(capacity);
-        }
-
-        @Override
-        public void close() {
-            inner.close();
-        }
-    }
-
     static final SamplerConfig[] CONFIGS = {
         new SamplerConfig(0.8f, 0, 0.8f, 0f, 1f, 0f, 0f, 64, 11),
         new SamplerConfig(0.8f, 40, 0.95f, 0.05f, 1.1f, 0f, 0f, 64, 12),
@@ -86,7 +31,7 @@ class BackendSamplingTest {
     @Test
     void sampledRowsGiveTheTokensOfHostSampling() throws Exception {
         LoadedModel m = Engine.loadModel(Fixtures.fixture("internlm2-tiny-q8_0.gguf"), Progress.NONE);
-        Sampling backend = new Sampling(Engine.createBackend(m, Engine.Options.cpu(), Progress.NONE));
+        SamplingBackend backend = new SamplingBackend(Engine.createBackend(m, Engine.Options.cpu(), Progress.NONE));
         try (Engine host = Engine.load(Fixtures.fixture("internlm2-tiny-q8_0.gguf"), Engine.Options.cpu(), Progress.NONE);
              Engine device = Engine.create(m, backend)) {
             int[] prompt = {1, 300, 301, 302, 303, 304};
