@@ -178,7 +178,7 @@ public final class CpuBackend implements Backend {
         boolean closed;
 
         CpuSequence(ModelConfig c, int capacity) {
-            kv = new KvCache(c.layers(), c.kvDim(), capacity);
+            kv = new KvCache(c.layers(), c.kvHeads(), c.headDim(), capacity);
         }
 
         @Override
@@ -252,8 +252,7 @@ public final class CpuBackend implements Backend {
                 addBias(v, b * kvd, w.bv);
                 Rope.rotate(q, b * qd, c.heads(), hd, rope, b * hd);
                 Rope.rotate(k, b * kvd, c.kvHeads(), hd, rope, b * hd);
-                System.arraycopy(k, b * kvd, rowSeq[b].kv.k[l], rowPos[b] * kvd, kvd);
-                System.arraycopy(v, b * kvd, rowSeq[b].kv.v[l], rowPos[b] * kvd, kvd);
+                rowSeq[b].kv.store(l, rowPos[b], k, b * kvd, v, b * kvd);
             }
             attention(l, B);
             matmul(w.wo, att, qd, B, xb, dim);
@@ -334,31 +333,32 @@ public final class CpuBackend implements Backend {
 
     /**
      * Causal grouped-query attention of each row's queries against its own sequence's cache; result in att. One task
-     * per (row, KV head) runs the query heads that share that KV head one after the other, so the cache rows are read
-     * from memory once per group (then from L2) rather than once per query head. Per head: scores q·k_t / √hd, softmax
-     * (exponentials summed in {@link VectorKernels#expSum}'s fixed order), then Σ_t p_t·v_t accumulated in registers.
-     * A row's result depends only on its own sequence, never on the other rows of the batch.
+     * per (row, KV head) runs the query heads that share that KV head one after the other, so the cache is read from
+     * memory once per group (then from L2) rather than once per query head. Per head: scores q·k_t / √hd
+     * ({@link VectorKernels#keyScores}), softmax (exponentials summed in {@link VectorKernels#expSum}'s fixed order),
+     * then Σ_t p_t·v_t accumulated in registers. A row's result depends only on its own sequence, never on the other
+     * rows of the batch.
      */
     private void attention(int layer, int B) {
-        final int hd = c.headDim(), kvd = c.kvDim(), qd = c.qDim(), group = c.groupSize(), kvHeads = c.kvHeads();
+        final int hd = c.headDim(), qd = c.qDim(), group = c.groupSize(), kvHeads = c.kvHeads();
         int longest = 0;
         for (int b = 0; b < B; b++) {
             longest = Math.max(longest, rowPos[b] + 1);
         }
-        final int maxLen = longest;
+        final int room = (longest + KvCache.BLOCK - 1) / KvCache.BLOCK * KvCache.BLOCK;
         par.forRange(B * kvHeads, 1, (from, to) -> {
             float[] scores = scoresBuffer.get();
-            if (scores.length < maxLen) {
-                scores = new float[Math.max(maxLen, 2 * scores.length)];
+            if (scores.length < room) {
+                scores = new float[Math.max(room, 2 * scores.length)];
                 scoresBuffer.set(scores);
             }
             for (int task = from; task < to; task++) {
                 int b = task / kvHeads, g = task % kvHeads;
                 int len = rowPos[b] + 1;
-                final float[] kc = rowSeq[b].kv.k[layer], vc = rowSeq[b].kv.v[layer];
+                final float[] kc = rowSeq[b].kv.k[layer][g], vc = rowSeq[b].kv.v[layer][g];
                 for (int h = g * group; h < (g + 1) * group; h++) {
                     int qOff = b * qd + h * hd;
-                    attendHead(q, qOff, kc, vc, g * hd, kvd, len, hd, scores, att, qOff);
+                    attendHead(q, qOff, kc, vc, len, hd, scores, att, qOff);
                 }
             }
         });
@@ -366,23 +366,18 @@ public final class CpuBackend implements Backend {
 
     /**
      * Softmax attention of one query head: out[outOff, +headDim) = Σ_t softmax_t(q·k_t / √headDim) · v_t over positions
-     * t &lt; len of caches laid out [position][kvStride], this head's keys and values at kvOff of each position.
-     * {@code scores} holds at least len floats.
+     * t &lt; len of one KV head's cache ({@link KvCache}'s layouts: keys in transposed blocks, values [position][headDim]).
+     * {@code scores} holds at least len rounded up to {@link KvCache#BLOCK} floats.
      */
-    public static void attendHead(float[] q, int qOff, float[] keys, float[] values, int kvOff, int kvStride, int len, int headDim,
-                                  float[] scores, float[] out, int outOff) {
+    static void attendHead(float[] q, int qOff, float[] keys, float[] values, int len, int headDim,
+                           float[] scores, float[] out, int outOff) {
         final float scale = (float) (1.0 / Math.sqrt(headDim));
-        float max = Float.NEGATIVE_INFINITY;
-        for (int t = 0; t < len; t++) {
-            float sc = VectorKernels.dot(q, qOff, keys, t * kvStride + kvOff, headDim) * scale;
-            scores[t] = sc;
-            max = Math.max(max, sc);
-        }
+        float max = VectorKernels.keyScores(q, qOff, keys, len, headDim, scale, scores);
         float inv = 1f / VectorKernels.expSum(scores, len, max);
         for (int t = 0; t < len; t++) {
             scores[t] *= inv;
         }
-        VectorKernels.weightedRows(scores, len, values, kvOff, kvStride, out, outOff, headDim);
+        VectorKernels.weightedRows(scores, len, values, 0, headDim, out, outOff, headDim);
     }
 
     /**

@@ -659,6 +659,70 @@ public final class VectorKernels {
     }
 
     /**
+     * Attention scores of one query head against a KV head's keys in {@link KvCache}'s transposed blocks:
+     * scores[t] = scale · Σ_d q[qOff + d]·K[t, d] for t &lt; len, each dot product summed from 0 in d order (one fma
+     * per d: the same bits on every path and for every batch). Returns the largest score. Entries from len up to the
+     * next multiple of the vector width are written too (any value): {@code scores} holds len rounded up to
+     * {@link KvCache#BLOCK}.
+     *
+     * <p>A vector holds the scores of L consecutive positions, so there is no reduction across lanes; four vectors are
+     * summed at once (four independent FMA chains, each key row a sequential read). Measured against a dot product per
+     * position over a [position][kvDim] cache: see {@link KvCache}.
+     */
+    public static float keyScores(float[] q, int qOff, float[] keys, int len, int headDim, float scale, float[] scores) {
+        final int bl = KvCache.BLOCK, blockStride = headDim * bl;
+        int t = 0;
+        if (VECTOR) {
+            int vectors = (len + L - 1) / L;
+            int m = 0;
+            for (; m + 4 <= vectors; m += 4) {
+                int o0 = keyOffset(m, blockStride), o1 = keyOffset(m + 1, blockStride);
+                int o2 = keyOffset(m + 2, blockStride), o3 = keyOffset(m + 3, blockStride);
+                FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
+                for (int d = 0; d < headDim; d++) {
+                    FloatVector qd = FloatVector.broadcast(F, q[qOff + d]);
+                    int r = d * bl;
+                    a0 = FloatVector.fromArray(F, keys, o0 + r).fma(qd, a0);
+                    a1 = FloatVector.fromArray(F, keys, o1 + r).fma(qd, a1);
+                    a2 = FloatVector.fromArray(F, keys, o2 + r).fma(qd, a2);
+                    a3 = FloatVector.fromArray(F, keys, o3 + r).fma(qd, a3);
+                }
+                a0.mul(scale).intoArray(scores, m * L);
+                a1.mul(scale).intoArray(scores, (m + 1) * L);
+                a2.mul(scale).intoArray(scores, (m + 2) * L);
+                a3.mul(scale).intoArray(scores, (m + 3) * L);
+            }
+            for (; m < vectors; m++) {
+                int o0 = keyOffset(m, blockStride);
+                FloatVector a0 = FloatVector.zero(F);
+                for (int d = 0; d < headDim; d++) {
+                    a0 = FloatVector.fromArray(F, keys, o0 + d * bl).fma(FloatVector.broadcast(F, q[qOff + d]), a0);
+                }
+                a0.mul(scale).intoArray(scores, m * L);
+            }
+            t = len;
+        }
+        for (; t < len; t++) {
+            float a = 0;
+            for (int d = 0, o = t / bl * blockStride + t % bl; d < headDim; d++) {
+                a = Math.fma(q[qOff + d], keys[o + d * bl], a);
+            }
+            scores[t] = a * scale;
+        }
+        float max = Float.NEGATIVE_INFINITY;
+        for (int i = 0; i < len; i++) {
+            max = Math.max(max, scores[i]);
+        }
+        return max;
+    }
+
+    /** Where the key rows of vector m (positions m·L ..) start in a transposed key cache. */
+    private static int keyOffset(int m, int blockStride) {
+        int p = m * L;
+        return p / KvCache.BLOCK * blockStride + p % KvCache.BLOCK;
+    }
+
+    /**
      * out[outOff + c] = Σ_{t &lt; len} p[t] · v[vOff + t·stride + c] for c &lt; n, each element summed from 0 in t order
      * (fma per vector lane; the columns past the last whole vector as p·v, then +): the value half of attention, with
      * the accumulators in registers (four vectors of columns at a time) instead of a load and a store per t.
@@ -666,6 +730,30 @@ public final class VectorKernels {
     public static void weightedRows(float[] p, int len, float[] v, int vOff, int stride, float[] out, int outOff, int n) {
         int c = 0;
         if (VECTOR) {
+            for (; c + 8 * L <= n; c += 8 * L) {
+                // a 128-wide head in one pass (L = 16): each value row is read once
+                FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
+                FloatVector a4 = FloatVector.zero(F), a5 = FloatVector.zero(F), a6 = FloatVector.zero(F), a7 = FloatVector.zero(F);
+                for (int t = 0, o = vOff + c; t < len; t++, o += stride) {
+                    FloatVector pt = FloatVector.broadcast(F, p[t]);
+                    a0 = FloatVector.fromArray(F, v, o).fma(pt, a0);
+                    a1 = FloatVector.fromArray(F, v, o + L).fma(pt, a1);
+                    a2 = FloatVector.fromArray(F, v, o + 2 * L).fma(pt, a2);
+                    a3 = FloatVector.fromArray(F, v, o + 3 * L).fma(pt, a3);
+                    a4 = FloatVector.fromArray(F, v, o + 4 * L).fma(pt, a4);
+                    a5 = FloatVector.fromArray(F, v, o + 5 * L).fma(pt, a5);
+                    a6 = FloatVector.fromArray(F, v, o + 6 * L).fma(pt, a6);
+                    a7 = FloatVector.fromArray(F, v, o + 7 * L).fma(pt, a7);
+                }
+                a0.intoArray(out, outOff + c);
+                a1.intoArray(out, outOff + c + L);
+                a2.intoArray(out, outOff + c + 2 * L);
+                a3.intoArray(out, outOff + c + 3 * L);
+                a4.intoArray(out, outOff + c + 4 * L);
+                a5.intoArray(out, outOff + c + 5 * L);
+                a6.intoArray(out, outOff + c + 6 * L);
+                a7.intoArray(out, outOff + c + 7 * L);
+            }
             for (; c + 4 * L <= n; c += 4 * L) {
                 FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
                 for (int t = 0, o = vOff + c; t < len; t++, o += stride) {

@@ -1,0 +1,118 @@
+package internlm.engine.cpu;
+
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * The CPU cache layout (transposed key blocks, values per head) and the attention kernels over it, against softmax
+ * attention written out in double over plain [position][kvHead][headDim] arrays.
+ */
+class KvCacheAttentionTest {
+
+    @ParameterizedTest
+    @CsvSource({"1,1,64", "15,2,64", "16,2,128", "17,1,128", "63,4,32", "64,2,128", "65,2,128", "130,8,64", "581,2,128", "700,1,96"})
+    void attentionOverTheCacheMatchesTheDefinition(int len, int kvHeads, int headDim) {
+        SplittableRandom r = new SplittableRandom(len * 131L + kvHeads * 7L + headDim);
+        int layers = 2, kvDim = kvHeads * headDim;
+        KvCache cache = new KvCache(layers, kvHeads, headDim, 1024);
+        float[][] keys = new float[len][kvDim], values = new float[len][kvDim];
+        for (int t = 0; t < len; t++) {
+            for (int i = 0; i < kvDim; i++) {
+                keys[t][i] = (float) (r.nextDouble() * 2 - 1);
+                values[t][i] = (float) (r.nextDouble() * 2 - 1);
+            }
+        }
+        // positions stored one at a time, growing the cache as a sequence does (the layer under test is 1)
+        float[] junk = new float[kvDim];
+        java.util.Arrays.fill(junk, 1e4f);
+        for (int t = 0; t < len; t++) {
+            cache.ensure(t + 1);
+            cache.store(0, t, junk, 0, junk, 0);
+            cache.store(1, t, keys[t], 0, values[t], 0);
+        }
+        assertTrue(cache.allocated >= len && cache.allocated % KvCache.BLOCK == 0, "allocated " + cache.allocated);
+        float[] q = new float[3 + headDim];
+        for (int i = 0; i < q.length; i++) {
+            q[i] = (float) (r.nextDouble() * 2 - 1);
+        }
+        float[] scores = new float[(len + KvCache.BLOCK - 1) / KvCache.BLOCK * KvCache.BLOCK];
+        for (int h = 0; h < kvHeads; h++) {
+            float[] out = new float[headDim + 2];
+            out[headDim + 1] = 42;
+            CpuBackend.attendHead(q, 3, cache.k[1][h], cache.v[1][h], len, headDim, scores, out, 1);
+            double[] s = new double[len];
+            double max = Double.NEGATIVE_INFINITY, sum = 0;
+            for (int t = 0; t < len; t++) {
+                for (int d = 0; d < headDim; d++) {
+                    s[t] += (double) q[3 + d] * keys[t][h * headDim + d];
+                }
+                s[t] /= Math.sqrt(headDim);
+                max = Math.max(max, s[t]);
+            }
+            for (int t = 0; t < len; t++) {
+                s[t] = Math.exp(s[t] - max);
+                sum += s[t];
+            }
+            for (int d = 0; d < headDim; d++) {
+                double ref = 0;
+                for (int t = 0; t < len; t++) {
+                    ref += s[t] / sum * values[t][h * headDim + d];
+                }
+                assertEquals(ref, out[1 + d], 2e-5, "len " + len + " head " + h + " dim " + d);
+            }
+            assertEquals(0f, out[0], "nothing written before the head");
+            assertEquals(42f, out[headDim + 1], "nothing written past the head");
+        }
+    }
+
+    /** Scores of the transposed key blocks against per-position dot products, and the maximum over the length only. */
+    @ParameterizedTest
+    @CsvSource({"1,64", "16,64", "33,128", "100,128", "257,80"})
+    void keyScoresMatchDotProducts(int len, int headDim) {
+        SplittableRandom r = new SplittableRandom(len + 1000L * headDim);
+        KvCache cache = new KvCache(1, 1, headDim, 512);
+        cache.ensure(len);
+        float[][] keys = new float[len][headDim];
+        for (int t = 0; t < len; t++) {
+            for (int d = 0; d < headDim; d++) {
+                keys[t][d] = (float) (r.nextDouble() * 4 - 2);
+            }
+            cache.store(0, t, keys[t], 0, new float[headDim], 0);
+        }
+        // positions past len hold a large key: they must not reach the maximum
+        for (int t = len; t < cache.allocated; t++) {
+            float[] big = new float[headDim];
+            java.util.Arrays.fill(big, 100f);
+            cache.store(0, t, big, 0, big, 0);
+        }
+        float[] q = new float[headDim];
+        for (int d = 0; d < headDim; d++) {
+            q[d] = 1f / (d + 1);
+        }
+        float[] scores = new float[cache.allocated];
+        float max = VectorKernels.keyScores(q, 0, cache.k[0][0], len, headDim, 0.5f, scores);
+        double refMax = Double.NEGATIVE_INFINITY;
+        for (int t = 0; t < len; t++) {
+            double ref = 0;
+            for (int d = 0; d < headDim; d++) {
+                ref += (double) q[d] * keys[t][d];
+            }
+            ref *= 0.5;
+            refMax = Math.max(refMax, ref);
+            assertEquals(ref, scores[t], 1e-4, "position " + t);
+        }
+        assertEquals(refMax, max, 1e-4);
+    }
+
+    @org.junit.jupiter.api.Test
+    void positionsPastTheCapacityAreRefused() {
+        KvCache cache = new KvCache(1, 1, 8, 40);
+        cache.ensure(40);
+        assertEquals(48, cache.allocated, "rounded up to whole key blocks");
+        assertThrows(IllegalArgumentException.class, () -> cache.ensure(41));
+    }
+}
