@@ -45,7 +45,7 @@ final class ModelOptions {
     @Option(names = {"-q", "--quiet"}, description = "No progress or load messages on stderr.")
     boolean quiet;
 
-    @Option(names = "--kv-cache", paramLabel = "TYPE", defaultValue = "f32", description = "KV cache type on the TornadoVM backend: f32 or f16 (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--kv-cache", paramLabel = "TYPE", defaultValue = "f32", description = "KV cache type: f32 or f16 (half the memory; attention reads half the bytes; default: ${DEFAULT-VALUE}).")
     String kvCache;
 
     @Option(names = "--profile", description = "TornadoVM backend: time the kernels and print where the time goes at the end.")

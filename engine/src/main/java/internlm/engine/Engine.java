@@ -135,7 +135,7 @@ public final class Engine implements AutoCloseable {
             b = TornadoSupport.available() ? "tornado" : "cpu";
         }
         return switch (b) {
-            case "cpu" -> new CpuBackend(model, threads, options.roundActivations(), progress);
+            case "cpu" -> new CpuBackend(model, threads, options.roundActivations(), options.kvCacheF16(), progress);
             case "tornado" -> {
                 String why = TornadoSupport.unavailableReason();
                 if (why != null) {

@@ -159,6 +159,17 @@ class BatchInvarianceTest {
         }
     }
 
+    /** The half-precision KV cache (--kv-cache f16): GQA 2:1, a prompt wider than a 128-row sub-batch. */
+    @Test
+    void halfPrecisionKvCache() throws Exception {
+        Path p = tmp.resolve("m-f16kv.gguf");
+        new SyntheticGguf(SyntheticGguf.Spec.internlm2(256, 2, 4, 2, 512, GgmlType.Q8_0, 7)).write(p);
+        try (Engine e = Engine.load(p, new Engine.Options("cpu", 2, null, true, 0, true, false, null, 1), Progress.NONE)) {
+            assertTrue(e.backend().description().contains("f16 KV"), e.backend().description());
+            check(e, new int[][] {{30, 6}, {7, 9}, {150, 3}}, "f16 KV cache");
+        }
+    }
+
     /** Window of 16 with dynamic NTK: prompts inside and beyond it, decode crossing it, chunks straddling it. */
     @Test
     void chunksCrossingTheDynamicNtkWindow() throws Exception {

@@ -37,7 +37,17 @@ public final class CpuBackend implements Backend {
      *                         them exact
      */
     public CpuBackend(LoadedModel model, int threads, boolean roundActivations, Progress progress) {
+        this(model, threads, roundActivations, false, progress);
+    }
+
+    /**
+     * @param roundActivations round matmul inputs like llama.cpp does (see {@link ActivationRounding}); false keeps
+     *                         them exact
+     * @param kvF16            keep the KV caches in half precision (half the memory and cache traffic; see {@link KvCache})
+     */
+    public CpuBackend(LoadedModel model, int threads, boolean roundActivations, boolean kvF16, Progress progress) {
         this.c = model.config();
+        this.kvF16 = kvF16;
         this.roundActivations = roundActivations;
         this.par = new Parallel(threads);
         this.halfOnHeap = halfFitsOnHeap(model);
@@ -83,6 +93,7 @@ public final class CpuBackend implements Backend {
     }
 
     private final boolean roundActivations;
+    private final boolean kvF16;
     private final float[][] rounded = {new float[0], new float[0], new float[0]};
     /** A weight to repack and the tensor it comes from. */
     private record Packing(Weight weight, TensorData tensor) {}
@@ -163,7 +174,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public String description() {
-        return "CPU, " + par.threads() + " thread" + (par.threads() == 1 ? "" : "s") + ", " + VectorKernels.describe();
+        return "CPU, " + par.threads() + " thread" + (par.threads() == 1 ? "" : "s") + ", " + VectorKernels.describe() + (kvF16 ? ", f16 KV cache" : "");
     }
 
     /**
@@ -177,8 +188,8 @@ public final class CpuBackend implements Backend {
         final KvCache kv;
         boolean closed;
 
-        CpuSequence(ModelConfig c, int capacity) {
-            kv = new KvCache(c.layers(), c.kvHeads(), c.headDim(), capacity);
+        CpuSequence(ModelConfig c, boolean kvF16, int capacity) {
+            kv = KvCache.create(kvF16, c.layers(), c.kvHeads(), c.headDim(), capacity);
         }
 
         @Override
@@ -202,7 +213,7 @@ public final class CpuBackend implements Backend {
         if (capacity <= 0) {
             throw new IllegalArgumentException("a sequence needs a positive capacity, got " + capacity);
         }
-        return new CpuSequence(c, capacity);
+        return new CpuSequence(c, kvF16, capacity);
     }
 
     @Override
@@ -334,9 +345,9 @@ public final class CpuBackend implements Backend {
     /**
      * Causal grouped-query attention of each row's queries against its own sequence's cache; result in att. One task
      * per (row, KV head) runs the query heads that share that KV head one after the other, so the cache is read from
-     * memory once per group (then from L2) rather than once per query head. Per head: scores q·k_t / √hd
-     * ({@link VectorKernels#keyScores}), softmax (exponentials summed in {@link VectorKernels#expSum}'s fixed order),
-     * then Σ_t p_t·v_t accumulated in registers. A row's result depends only on its own sequence, never on the other
+     * memory once per group (then from L2) rather than once per query head ({@link KvCache#attend}: scores q·k_t / √hd
+     * as vector FMAs over transposed key blocks, softmax with the exponentials summed in a fixed order, then Σ_t p_t·v_t
+     * accumulated in registers). A row's result depends only on its own sequence, never on the other
      * rows of the batch.
      */
     private void attention(int layer, int B) {
@@ -355,29 +366,12 @@ public final class CpuBackend implements Backend {
             for (int task = from; task < to; task++) {
                 int b = task / kvHeads, g = task % kvHeads;
                 int len = rowPos[b] + 1;
-                final float[] kc = rowSeq[b].kv.k[layer][g], vc = rowSeq[b].kv.v[layer][g];
                 for (int h = g * group; h < (g + 1) * group; h++) {
                     int qOff = b * qd + h * hd;
-                    attendHead(q, qOff, kc, vc, len, hd, scores, att, qOff);
+                    rowSeq[b].kv.attend(layer, g, q, qOff, len, scores, att, qOff);
                 }
             }
         });
-    }
-
-    /**
-     * Softmax attention of one query head: out[outOff, +headDim) = Σ_t softmax_t(q·k_t / √headDim) · v_t over positions
-     * t &lt; len of one KV head's cache ({@link KvCache}'s layouts: keys in transposed blocks, values [position][headDim]).
-     * {@code scores} holds at least len rounded up to {@link KvCache#BLOCK} floats.
-     */
-    static void attendHead(float[] q, int qOff, float[] keys, float[] values, int len, int headDim,
-                           float[] scores, float[] out, int outOff) {
-        final float scale = (float) (1.0 / Math.sqrt(headDim));
-        float max = VectorKernels.keyScores(q, qOff, keys, len, headDim, scale, scores);
-        float inv = 1f / VectorKernels.expSum(scores, len, max);
-        for (int t = 0; t < len; t++) {
-            scores[t] *= inv;
-        }
-        VectorKernels.weightedRows(scores, len, values, 0, headDim, out, outOff, headDim);
     }
 
     /**

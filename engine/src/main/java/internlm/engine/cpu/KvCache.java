@@ -13,15 +13,17 @@ import java.util.Arrays;
  *       with no reduction across lanes.</li>
  * </ul>
  * With the cache [position][kvHeads·headDim] instead (one head's positions 4 KiB apart, a page each), attention of four
- * sequences at position 580 on the 1.8B model read its cache at ~8 GB/s and took 51–57 ms of a 216–253 ms decode step.
+ * sequences at position 580 on the 1.8B model read its cache at ~8 GB/s and took 51–57 ms of a 216–253 ms decode step;
+ * in this layout 30–35 ms.
+ *
+ * <p>Two element types: {@link F32}, and {@link F16} (half the memory and half the bytes attention reads, values
+ * rounded to half precision as llama.cpp's default cache does; {@code --kv-cache f16}).
  */
-final class KvCache {
+abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
     /** Positions per transposed key block; a multiple of the vector width. */
     static final int BLOCK = 16;
 
     final int layers, kvHeads, headDim, capacity;
-    /** k[layer][kvHead], v[layer][kvHead], laid out as described above. */
-    final float[][][] k, v;
     int allocated;
 
     KvCache(int layers, int kvHeads, int headDim, int capacity) {
@@ -29,13 +31,14 @@ final class KvCache {
         this.kvHeads = kvHeads;
         this.headDim = headDim;
         this.capacity = capacity;
-        this.k = new float[layers][kvHeads][];
-        this.v = new float[layers][kvHeads][];
-        this.allocated = 0;
+    }
+
+    static KvCache create(boolean f16, int layers, int kvHeads, int headDim, int capacity) {
+        return f16 ? new F16(layers, kvHeads, headDim, capacity) : new F32(layers, kvHeads, headDim, capacity);
     }
 
     /** Makes room for positions [0, upTo). */
-    void ensure(int upTo) {
+    final void ensure(int upTo) {
         if (upTo > capacity) { // checked first: the last block may hold room past the capacity
             throw new IllegalArgumentException("position " + (upTo - 1) + " is past the context of " + capacity + " tokens");
         }
@@ -44,24 +47,115 @@ final class KvCache {
         }
         int n = Math.min(capacity, Math.max(upTo, Math.max(64, allocated * 2)));
         n = (n + BLOCK - 1) / BLOCK * BLOCK;
-        for (int l = 0; l < layers; l++) {
-            for (int h = 0; h < kvHeads; h++) {
-                k[l][h] = k[l][h] == null ? new float[n * headDim] : Arrays.copyOf(k[l][h], n * headDim);
-                v[l][h] = v[l][h] == null ? new float[n * headDim] : Arrays.copyOf(v[l][h], n * headDim);
-            }
-        }
+        grow(n * headDim);
         allocated = n;
     }
 
-    /** Stores the keys and values of all KV heads at a position (src laid out [kvHead][headDim]). */
-    void store(int layer, int pos, float[] keys, int kOff, float[] values, int vOff) {
-        int hd = headDim, base = pos / BLOCK * hd * BLOCK + pos % BLOCK;
-        for (int h = 0; h < kvHeads; h++) {
-            float[] kh = k[layer][h];
-            for (int d = 0, o = kOff + h * hd; d < hd; d++) {
-                kh[base + d * BLOCK] = keys[o + d];
+    /** Resizes every (layer, head) array to {@code elements}, keeping what it holds. */
+    protected abstract void grow(int elements);
+
+    /** Index of key element (position, d) in a head's key array. */
+    final int keyIndex(int pos, int d) {
+        return pos / BLOCK * headDim * BLOCK + d * BLOCK + pos % BLOCK;
+    }
+
+    /** Stores the keys and values of all KV heads at a position (sources laid out [kvHead][headDim]). */
+    abstract void store(int layer, int pos, float[] keys, int kOff, float[] values, int vOff);
+
+    /**
+     * Softmax attention of one query head against KV head {@code kvHead} of a layer: out[outOff, +headDim) =
+     * Σ_t softmax_t(q·k_t / √headDim) · v_t over positions t &lt; len. {@code scores} holds at least len rounded up to
+     * {@link #BLOCK} floats.
+     */
+    abstract void attend(int layer, int kvHead, float[] q, int qOff, int len, float[] scores, float[] out, int outOff);
+
+    /** 1/√headDim, the scale of the scores. */
+    final float scale() {
+        return (float) (1.0 / Math.sqrt(headDim));
+    }
+
+    /** scores[0, len) = softmax of the scores given their maximum (exponentials summed in expSum's fixed order). */
+    static void softmax(float[] scores, int len, float max) {
+        float inv = 1f / VectorKernels.expSum(scores, len, max);
+        for (int t = 0; t < len; t++) {
+            scores[t] *= inv;
+        }
+    }
+
+    /** Float keys and values. */
+    static final class F32 extends KvCache {
+        /** k[layer][kvHead], v[layer][kvHead], laid out as described above. */
+        final float[][][] k, v;
+
+        F32(int layers, int kvHeads, int headDim, int capacity) {
+            super(layers, kvHeads, headDim, capacity);
+            k = new float[layers][kvHeads][0];
+            v = new float[layers][kvHeads][0];
+        }
+
+        @Override
+        protected void grow(int elements) {
+            for (int l = 0; l < layers; l++) {
+                for (int h = 0; h < kvHeads; h++) {
+                    k[l][h] = Arrays.copyOf(k[l][h], elements);
+                    v[l][h] = Arrays.copyOf(v[l][h], elements);
+                }
             }
-            System.arraycopy(values, vOff + h * hd, v[layer][h], pos * hd, hd);
+        }
+
+        @Override
+        void store(int layer, int pos, float[] keys, int kOff, float[] values, int vOff) {
+            for (int h = 0; h < kvHeads; h++) {
+                float[] kh = k[layer][h];
+                for (int d = 0, o = kOff + h * headDim; d < headDim; d++) {
+                    kh[keyIndex(pos, d)] = keys[o + d];
+                }
+                System.arraycopy(values, vOff + h * headDim, v[layer][h], pos * headDim, headDim);
+            }
+        }
+
+        @Override
+        void attend(int layer, int kvHead, float[] q, int qOff, int len, float[] scores, float[] out, int outOff) {
+            softmax(scores, len, VectorKernels.keyScores(q, qOff, k[layer][kvHead], len, headDim, scale(), scores));
+            VectorKernels.weightedRows(scores, len, v[layer][kvHead], 0, headDim, out, outOff, headDim);
+        }
+    }
+
+    /** Half-precision keys and values (rounded to nearest even when stored). */
+    static final class F16 extends KvCache {
+        final short[][][] k, v;
+
+        F16(int layers, int kvHeads, int headDim, int capacity) {
+            super(layers, kvHeads, headDim, capacity);
+            k = new short[layers][kvHeads][0];
+            v = new short[layers][kvHeads][0];
+        }
+
+        @Override
+        protected void grow(int elements) {
+            for (int l = 0; l < layers; l++) {
+                for (int h = 0; h < kvHeads; h++) {
+                    k[l][h] = Arrays.copyOf(k[l][h], elements);
+                    v[l][h] = Arrays.copyOf(v[l][h], elements);
+                }
+            }
+        }
+
+        @Override
+        void store(int layer, int pos, float[] keys, int kOff, float[] values, int vOff) {
+            for (int h = 0; h < kvHeads; h++) {
+                short[] kh = k[layer][h], vh = v[layer][h];
+                for (int d = 0, o = h * headDim; d < headDim; d++) {
+                    kh[keyIndex(pos, d)] = Float.floatToFloat16(keys[kOff + o + d]);
+                    vh[pos * headDim + d] = Float.floatToFloat16(values[vOff + o + d]);
+                }
+            }
+        }
+
+        @Override
+        void attend(int layer, int kvHead, float[] q, int qOff, int len, float[] scores, float[] out, int outOff) {
+            softmax(scores, len, VectorKernels.keyScoresHalf(q, qOff, k[layer][kvHead], len, headDim, scale(), scores));
+            VectorKernels.weightedRowsHalf(scores, len, v[layer][kvHead], headDim, out, outOff);
         }
     }
 }

@@ -716,10 +716,116 @@ public final class VectorKernels {
         return max;
     }
 
+    /** As {@link #keyScores} over half-precision keys (the same layout), each key converted to float before its fma. */
+    public static float keyScoresHalf(float[] q, int qOff, short[] keys, int len, int headDim, float scale, float[] scores) {
+        final int bl = KvCache.BLOCK, blockStride = headDim * bl;
+        int t = 0;
+        if (VECTOR) {
+            int vectors = (len + L - 1) / L;
+            int m = 0;
+            for (; m + 4 <= vectors; m += 4) {
+                int o0 = keyOffset(m, blockStride), o1 = keyOffset(m + 1, blockStride);
+                int o2 = keyOffset(m + 2, blockStride), o3 = keyOffset(m + 3, blockStride);
+                FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
+                for (int d = 0; d < headDim; d++) {
+                    FloatVector qd = FloatVector.broadcast(F, q[qOff + d]);
+                    int r = d * bl;
+                    a0 = half(keys, o0 + r).fma(qd, a0);
+                    a1 = half(keys, o1 + r).fma(qd, a1);
+                    a2 = half(keys, o2 + r).fma(qd, a2);
+                    a3 = half(keys, o3 + r).fma(qd, a3);
+                }
+                a0.mul(scale).intoArray(scores, m * L);
+                a1.mul(scale).intoArray(scores, (m + 1) * L);
+                a2.mul(scale).intoArray(scores, (m + 2) * L);
+                a3.mul(scale).intoArray(scores, (m + 3) * L);
+            }
+            for (; m < vectors; m++) {
+                int o0 = keyOffset(m, blockStride);
+                FloatVector a0 = FloatVector.zero(F);
+                for (int d = 0; d < headDim; d++) {
+                    a0 = half(keys, o0 + d * bl).fma(FloatVector.broadcast(F, q[qOff + d]), a0);
+                }
+                a0.mul(scale).intoArray(scores, m * L);
+            }
+            t = len;
+        }
+        for (; t < len; t++) {
+            float a = 0;
+            for (int d = 0, o = t / bl * blockStride + t % bl; d < headDim; d++) {
+                a = Math.fma(q[qOff + d], Float.float16ToFloat(keys[o + d * bl]), a);
+            }
+            scores[t] = a * scale;
+        }
+        float max = Float.NEGATIVE_INFINITY;
+        for (int i = 0; i < len; i++) {
+            max = Math.max(max, scores[i]);
+        }
+        return max;
+    }
+
+    /**
+     * L half-precision values from h[off] as floats. Exact for every finite half (normals and subnormals): the sign
+     * and the 15 bits below it moved to float's positions (the int lane is sign-extended, so bit 31 is the sign), then
+     * scaled by 2^112 to re-bias the exponent. Infinities and NaNs come out as large finite values (a cache entry only
+     * holds one when a key or value overflowed half precision).
+     */
+    private static FloatVector half(short[] h, int off) {
+        IntVector i = (IntVector) ShortVector.fromArray(S, h, off).convertShape(VectorOperators.S2I, I, 0);
+        return i.lanewise(VectorOperators.LSHL, 13).and(0x8FFFE000).reinterpretAsFloats().mul(0x1p112f);
+    }
+
     /** Where the key rows of vector m (positions m·L ..) start in a transposed key cache. */
     private static int keyOffset(int m, int blockStride) {
         int p = m * L;
         return p / KvCache.BLOCK * blockStride + p % KvCache.BLOCK;
+    }
+
+    /**
+     * As {@link #weightedRows} over half-precision rows of n values, n apart (a KV head's values): out[outOff + c] =
+     * Σ_{t &lt; len} p[t] · v[t·n + c], each element summed from 0 in t order.
+     */
+    public static void weightedRowsHalf(float[] p, int len, short[] v, int n, float[] out, int outOff) {
+        int c = 0;
+        if (VECTOR) {
+            for (; c + 8 * L <= n; c += 8 * L) {
+                FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
+                FloatVector a4 = FloatVector.zero(F), a5 = FloatVector.zero(F), a6 = FloatVector.zero(F), a7 = FloatVector.zero(F);
+                for (int t = 0, o = c; t < len; t++, o += n) {
+                    FloatVector pt = FloatVector.broadcast(F, p[t]);
+                    a0 = half(v, o).fma(pt, a0);
+                    a1 = half(v, o + L).fma(pt, a1);
+                    a2 = half(v, o + 2 * L).fma(pt, a2);
+                    a3 = half(v, o + 3 * L).fma(pt, a3);
+                    a4 = half(v, o + 4 * L).fma(pt, a4);
+                    a5 = half(v, o + 5 * L).fma(pt, a5);
+                    a6 = half(v, o + 6 * L).fma(pt, a6);
+                    a7 = half(v, o + 7 * L).fma(pt, a7);
+                }
+                a0.intoArray(out, outOff + c);
+                a1.intoArray(out, outOff + c + L);
+                a2.intoArray(out, outOff + c + 2 * L);
+                a3.intoArray(out, outOff + c + 3 * L);
+                a4.intoArray(out, outOff + c + 4 * L);
+                a5.intoArray(out, outOff + c + 5 * L);
+                a6.intoArray(out, outOff + c + 6 * L);
+                a7.intoArray(out, outOff + c + 7 * L);
+            }
+            for (; c + L <= n; c += L) {
+                FloatVector a0 = FloatVector.zero(F);
+                for (int t = 0, o = c; t < len; t++, o += n) {
+                    a0 = half(v, o).fma(FloatVector.broadcast(F, p[t]), a0);
+                }
+                a0.intoArray(out, outOff + c);
+            }
+        }
+        for (; c < n; c++) {
+            float a = 0;
+            for (int t = 0, o = c; t < len; t++, o += n) {
+                a = Math.fma(p[t], Float.float16ToFloat(v[o]), a);
+            }
+            out[outOff + c] = a;
+        }
     }
 
     /**

@@ -14,16 +14,18 @@ import static org.junit.jupiter.api.Assertions.*;
 class KvCacheAttentionTest {
 
     @ParameterizedTest
-    @CsvSource({"1,1,64", "15,2,64", "16,2,128", "17,1,128", "63,4,32", "64,2,128", "65,2,128", "130,8,64", "581,2,128", "700,1,96"})
-    void attentionOverTheCacheMatchesTheDefinition(int len, int kvHeads, int headDim) {
+    @CsvSource({"1,1,64,false", "15,2,64,false", "16,2,128,false", "17,1,128,false", "63,4,32,false", "64,2,128,false", "65,2,128,false",
+            "130,8,64,false", "581,2,128,false", "700,1,96,false",
+            "1,1,64,true", "17,2,128,true", "63,4,32,true", "130,8,64,true", "581,2,128,true", "700,1,96,true"})
+    void attentionOverTheCacheMatchesTheDefinition(int len, int kvHeads, int headDim, boolean f16) {
         SplittableRandom r = new SplittableRandom(len * 131L + kvHeads * 7L + headDim);
         int layers = 2, kvDim = kvHeads * headDim;
-        KvCache cache = new KvCache(layers, kvHeads, headDim, 1024);
+        KvCache cache = KvCache.create(f16, layers, kvHeads, headDim, 1024);
         float[][] keys = new float[len][kvDim], values = new float[len][kvDim];
         for (int t = 0; t < len; t++) {
             for (int i = 0; i < kvDim; i++) {
-                keys[t][i] = (float) (r.nextDouble() * 2 - 1);
-                values[t][i] = (float) (r.nextDouble() * 2 - 1);
+                keys[t][i] = stored((float) (r.nextDouble() * 2 - 1), f16);
+                values[t][i] = stored((float) (r.nextDouble() * 2 - 1), f16);
             }
         }
         // positions stored one at a time, growing the cache as a sequence does (the layer under test is 1)
@@ -43,7 +45,7 @@ class KvCacheAttentionTest {
         for (int h = 0; h < kvHeads; h++) {
             float[] out = new float[headDim + 2];
             out[headDim + 1] = 42;
-            CpuBackend.attendHead(q, 3, cache.k[1][h], cache.v[1][h], len, headDim, scores, out, 1);
+            cache.attend(1, h, q, 3, len, scores, out, 1);
             double[] s = new double[len];
             double max = Double.NEGATIVE_INFINITY, sum = 0;
             for (int t = 0; t < len; t++) {
@@ -69,12 +71,41 @@ class KvCacheAttentionTest {
         }
     }
 
+    /** What the cache holds for x: x itself, or x rounded to half precision (nearest even). */
+    private static float stored(float x, boolean f16) {
+        return f16 ? Float.float16ToFloat(Float.floatToFloat16(x)) : x;
+    }
+
+    /** Half precision read back by the vector kernels: exact for normals, subnormals and both zeros. */
+    @org.junit.jupiter.api.Test
+    void halfKeysAreReadExactly() {
+        float[] special = {0f, -0f, 1f, -1f, 65504f, -65504f, 6.1035156e-5f /* smallest normal */, 5.9604645e-8f /* smallest subnormal */,
+                -3.0517578e-5f /* subnormal */, 0.33325195f, 1234.5f, -0.0009994507f};
+        int headDim = 16;
+        KvCache.F16 cache = new KvCache.F16(1, 1, headDim, 64);
+        cache.ensure(special.length);
+        float[] one = new float[headDim];
+        for (int t = 0; t < special.length; t++) {
+            float[] key = new float[headDim];
+            key[5] = special[t];
+            cache.store(0, t, key, 0, one, 0);
+        }
+        float[] q = new float[headDim];
+        q[5] = 1f;
+        float[] scores = new float[64];
+        VectorKernels.keyScoresHalf(q, 0, cache.k[0][0], special.length, headDim, 1f, scores);
+        for (int t = 0; t < special.length; t++) {
+            float want = Float.float16ToFloat(Float.floatToFloat16(special[t]));
+            assertEquals(want, scores[t], 0f, "value " + special[t]); // exact (a zero key gives +0: the sum starts at +0)
+        }
+    }
+
     /** Scores of the transposed key blocks against per-position dot products, and the maximum over the length only. */
     @ParameterizedTest
     @CsvSource({"1,64", "16,64", "33,128", "100,128", "257,80"})
     void keyScoresMatchDotProducts(int len, int headDim) {
         SplittableRandom r = new SplittableRandom(len + 1000L * headDim);
-        KvCache cache = new KvCache(1, 1, headDim, 512);
+        KvCache.F32 cache = new KvCache.F32(1, 1, headDim, 512);
         cache.ensure(len);
         float[][] keys = new float[len][headDim];
         for (int t = 0; t < len; t++) {
@@ -110,7 +141,7 @@ class KvCacheAttentionTest {
 
     @org.junit.jupiter.api.Test
     void positionsPastTheCapacityAreRefused() {
-        KvCache cache = new KvCache(1, 1, 8, 40);
+        KvCache cache = new KvCache.F16(1, 1, 8, 40);
         cache.ensure(40);
         assertEquals(48, cache.allocated, "rounded up to whole key blocks");
         assertThrows(IllegalArgumentException.class, () -> cache.ensure(41));
