@@ -132,7 +132,7 @@ public final class BenchRunner {
     private void runDevice(LoadedModel model, Source src, String device, Sink sink) throws IOException {
         ModelConfig cfg = model.config();
         boolean cpu = device.equals("cpu");
-        String kv = cpu || !plan.kvCacheF16() ? "f32" : "f16";
+        String kv = plan.kvCacheF16() ? "f16" : "f32"; // both backends keep the cache in the type --kv-cache names
         String backendName, name, driver = "", version = "", tornado = TornadoSupport.available() ? "" : "none";
         long deviceMemory = 0;
         String unavailable = null;
