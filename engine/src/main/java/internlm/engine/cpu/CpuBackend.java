@@ -339,16 +339,15 @@ public final class CpuBackend implements Backend {
         return best;
     }
 
-    /** Each pool thread's attention scores (grown to the longest sequence seen). */
-    private final ThreadLocal<float[]> scoresBuffer = ThreadLocal.withInitial(() -> new float[256]);
+    /** Each pool thread's attention scores for two heads (grown to the longest sequence seen). */
+    private final ThreadLocal<float[][]> scoresBuffer = ThreadLocal.withInitial(() -> new float[][] {new float[256], new float[256]});
 
     /**
      * Causal grouped-query attention of each row's queries against its own sequence's cache; result in att. One task
-     * per (row, KV head) runs the query heads that share that KV head one after the other, so the cache is read from
-     * memory once per group (then from L2) rather than once per query head ({@link KvCache#attend}: scores q·k_t / √hd
-     * as vector FMAs over transposed key blocks, softmax with the exponentials summed in a fixed order, then Σ_t p_t·v_t
-     * accumulated in registers). A row's result depends only on its own sequence, never on the other
-     * rows of the batch.
+     * per (row, KV head) runs the query heads that share that KV head ({@link KvCache#attend}: two at a time, each cache
+     * vector read once for both; scores q·k_t / √hd as vector FMAs over transposed key blocks, softmax with the
+     * exponentials summed in a fixed order, then Σ_t p_t·v_t accumulated in registers). A row's result depends only on
+     * its own sequence, never on the other rows of the batch.
      */
     private void attention(int layer, int B) {
         final int hd = c.headDim(), qd = c.qDim(), group = c.groupSize(), kvHeads = c.kvHeads();
@@ -358,18 +357,16 @@ public final class CpuBackend implements Backend {
         }
         final int room = (longest + KvCache.BLOCK - 1) / KvCache.BLOCK * KvCache.BLOCK;
         par.forRange(B * kvHeads, 1, (from, to) -> {
-            float[] scores = scoresBuffer.get();
-            if (scores.length < room) {
-                scores = new float[Math.max(room, 2 * scores.length)];
-                scoresBuffer.set(scores);
+            float[][] s = scoresBuffer.get();
+            if (s[0].length < room) {
+                int n = Math.max(room, 2 * s[0].length);
+                s[0] = new float[n];
+                s[1] = new float[n];
             }
             for (int task = from; task < to; task++) {
                 int b = task / kvHeads, g = task % kvHeads;
-                int len = rowPos[b] + 1;
-                for (int h = g * group; h < (g + 1) * group; h++) {
-                    int qOff = b * qd + h * hd;
-                    rowSeq[b].kv.attend(layer, g, q, qOff, len, scores, att, qOff);
-                }
+                int qOff = b * qd + g * group * hd;
+                rowSeq[b].kv.attend(layer, g, q, qOff, group, rowPos[b] + 1, s[0], s[1], att, qOff);
             }
         });
     }

@@ -9,7 +9,7 @@ import java.util.Arrays;
  * <ul>
  *   <li>Values: [position][headDim].</li>
  *   <li>Keys: blocks of {@link #BLOCK} positions, each block transposed — [position / BLOCK][headDim][position % BLOCK] —
- *       so the scores of a block are vector FMAs of q[d] with one key row per d ({@link VectorKernels#keyScores}),
+ *       so the scores of a block are vector FMAs of q[d] with one key row per d ({@link AttentionKernels#keyScores}),
  *       with no reduction across lanes.</li>
  * </ul>
  * With the cache [position][kvHeads·headDim] instead (one head's positions 4 KiB apart, a page each), attention of four
@@ -63,20 +63,46 @@ abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
     abstract void store(int layer, int pos, float[] keys, int kOff, float[] values, int vOff);
 
     /**
-     * Softmax attention of one query head against KV head {@code kvHead} of a layer: out[outOff, +headDim) =
-     * Σ_t softmax_t(q·k_t / √headDim) · v_t over positions t &lt; len. {@code scores} holds at least len rounded up to
-     * {@link #BLOCK} floats.
+     * Softmax attention of the query heads [0, heads) at q[qOff + h·headDim ..] — all of them sharing KV head
+     * {@code kvHead} of a layer — over positions t &lt; len: out[outOff + h·headDim, +headDim) = Σ_t softmax_t(q_h·k_t /
+     * √headDim) · v_t. Heads go in pairs (each cache vector read and converted once for two heads), an odd last one
+     * alone; a head's result is the same either way. {@code sa} and {@code sb} hold at least len rounded up to
+     * {@link #BLOCK} floats each.
      */
-    abstract void attend(int layer, int kvHead, float[] q, int qOff, int len, float[] scores, float[] out, int outOff);
+    final void attend(int layer, int kvHead, float[] q, int qOff, int heads, int len, float[] sa, float[] sb, float[] out, int outOff) {
+        int h = 0;
+        for (; h + 2 <= heads; h += 2) {
+            int a = h * headDim, b = a + headDim;
+            scoresPair(layer, kvHead, q, qOff + a, qOff + b, len, sa, sb);
+            softmax(sa, len);
+            softmax(sb, len);
+            valuesPair(layer, kvHead, sa, sb, len, out, outOff + a, outOff + b);
+        }
+        if (h < heads) {
+            int a = h * headDim;
+            scores(layer, kvHead, q, qOff + a, len, sa);
+            softmax(sa, len);
+            values(layer, kvHead, sa, len, out, outOff + a);
+        }
+    }
+
+    /** Scaled scores of one query head (the kernels of {@link AttentionKernels} for this element type). */
+    protected abstract void scores(int layer, int kvHead, float[] q, int qOff, int len, float[] s);
+
+    protected abstract void scoresPair(int layer, int kvHead, float[] q, int qa, int qb, int len, float[] sa, float[] sb);
+
+    protected abstract void values(int layer, int kvHead, float[] p, int len, float[] out, int outOff);
+
+    protected abstract void valuesPair(int layer, int kvHead, float[] pa, float[] pb, int len, float[] out, int oa, int ob);
 
     /** 1/√headDim, the scale of the scores. */
     final float scale() {
         return (float) (1.0 / Math.sqrt(headDim));
     }
 
-    /** scores[0, len) = softmax of the scores given their maximum (exponentials summed in expSum's fixed order). */
-    static void softmax(float[] scores, int len, float max) {
-        float inv = 1f / VectorKernels.expSum(scores, len, max);
+    /** scores[0, len) = their softmax (the exponentials summed in expSum's fixed order). */
+    static void softmax(float[] scores, int len) {
+        float inv = 1f / VectorKernels.expSum(scores, len, AttentionKernels.max(scores, len));
         for (int t = 0; t < len; t++) {
             scores[t] *= inv;
         }
@@ -115,9 +141,23 @@ abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
         }
 
         @Override
-        void attend(int layer, int kvHead, float[] q, int qOff, int len, float[] scores, float[] out, int outOff) {
-            softmax(scores, len, VectorKernels.keyScores(q, qOff, k[layer][kvHead], len, headDim, scale(), scores));
-            VectorKernels.weightedRows(scores, len, v[layer][kvHead], 0, headDim, out, outOff, headDim);
+        protected void scores(int layer, int kvHead, float[] q, int qOff, int len, float[] s) {
+            AttentionKernels.keyScores(q, qOff, k[layer][kvHead], len, headDim, scale(), s);
+        }
+
+        @Override
+        protected void scoresPair(int layer, int kvHead, float[] q, int qa, int qb, int len, float[] sa, float[] sb) {
+            AttentionKernels.keyScores2(q, qa, qb, k[layer][kvHead], len, headDim, scale(), sa, sb);
+        }
+
+        @Override
+        protected void values(int layer, int kvHead, float[] p, int len, float[] out, int outOff) {
+            AttentionKernels.weightedRows(p, len, v[layer][kvHead], 0, headDim, out, outOff, headDim);
+        }
+
+        @Override
+        protected void valuesPair(int layer, int kvHead, float[] pa, float[] pb, int len, float[] out, int oa, int ob) {
+            AttentionKernels.weightedRows2(pa, pb, len, v[layer][kvHead], headDim, out, oa, ob);
         }
     }
 
@@ -153,9 +193,23 @@ abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
         }
 
         @Override
-        void attend(int layer, int kvHead, float[] q, int qOff, int len, float[] scores, float[] out, int outOff) {
-            softmax(scores, len, VectorKernels.keyScoresHalf(q, qOff, k[layer][kvHead], len, headDim, scale(), scores));
-            VectorKernels.weightedRowsHalf(scores, len, v[layer][kvHead], headDim, out, outOff);
+        protected void scores(int layer, int kvHead, float[] q, int qOff, int len, float[] s) {
+            AttentionKernels.keyScoresHalf(q, qOff, k[layer][kvHead], len, headDim, scale(), s);
+        }
+
+        @Override
+        protected void scoresPair(int layer, int kvHead, float[] q, int qa, int qb, int len, float[] sa, float[] sb) {
+            AttentionKernels.keyScoresHalf2(q, qa, qb, k[layer][kvHead], len, headDim, scale(), sa, sb);
+        }
+
+        @Override
+        protected void values(int layer, int kvHead, float[] p, int len, float[] out, int outOff) {
+            AttentionKernels.weightedRowsHalf(p, len, v[layer][kvHead], headDim, out, outOff);
+        }
+
+        @Override
+        protected void valuesPair(int layer, int kvHead, float[] pa, float[] pb, int len, float[] out, int oa, int ob) {
+            AttentionKernels.weightedRowsHalf2(pa, pb, len, v[layer][kvHead], headDim, out, oa, ob);
         }
     }
 }

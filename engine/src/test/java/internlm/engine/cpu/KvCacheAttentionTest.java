@@ -14,11 +14,11 @@ import static org.junit.jupiter.api.Assertions.*;
 class KvCacheAttentionTest {
 
     @ParameterizedTest
-    @CsvSource({"1,1,64,false", "15,2,64,false", "16,2,128,false", "17,1,128,false", "63,4,32,false", "64,2,128,false", "65,2,128,false",
-            "130,8,64,false", "581,2,128,false", "700,1,96,false",
-            "1,1,64,true", "17,2,128,true", "63,4,32,true", "130,8,64,true", "581,2,128,true", "700,1,96,true"})
-    void attentionOverTheCacheMatchesTheDefinition(int len, int kvHeads, int headDim, boolean f16) {
-        SplittableRandom r = new SplittableRandom(len * 131L + kvHeads * 7L + headDim);
+    @CsvSource({"1,1,64,1,false", "15,2,64,2,false", "16,2,128,2,false", "17,1,128,3,false", "63,4,32,1,false", "64,2,128,4,false",
+            "65,2,128,2,false", "130,8,64,2,false", "581,2,128,2,false", "700,1,96,3,false",
+            "1,1,64,2,true", "17,2,128,3,true", "63,4,32,1,true", "130,8,64,2,true", "581,2,128,2,true", "700,1,96,3,true"})
+    void attentionOverTheCacheMatchesTheDefinition(int len, int kvHeads, int headDim, int group, boolean f16) {
+        SplittableRandom r = new SplittableRandom(len * 131L + kvHeads * 7L + headDim + group);
         int layers = 2, kvDim = kvHeads * headDim;
         KvCache cache = KvCache.create(f16, layers, kvHeads, headDim, 1024);
         float[][] keys = new float[len][kvDim], values = new float[len][kvDim];
@@ -37,37 +37,47 @@ class KvCacheAttentionTest {
             cache.store(1, t, keys[t], 0, values[t], 0);
         }
         assertTrue(cache.allocated >= len && cache.allocated % KvCache.BLOCK == 0, "allocated " + cache.allocated);
-        float[] q = new float[3 + headDim];
+        // the query heads of one KV head's group, after 3 floats of something else
+        float[] q = new float[3 + group * headDim];
         for (int i = 0; i < q.length; i++) {
             q[i] = (float) (r.nextDouble() * 2 - 1);
         }
-        float[] scores = new float[(len + KvCache.BLOCK - 1) / KvCache.BLOCK * KvCache.BLOCK];
+        int room = (len + KvCache.BLOCK - 1) / KvCache.BLOCK * KvCache.BLOCK;
+        float[] sa = new float[room], sb = new float[room];
         for (int h = 0; h < kvHeads; h++) {
-            float[] out = new float[headDim + 2];
-            out[headDim + 1] = 42;
-            cache.attend(1, h, q, 3, len, scores, out, 1);
-            double[] s = new double[len];
-            double max = Double.NEGATIVE_INFINITY, sum = 0;
-            for (int t = 0; t < len; t++) {
-                for (int d = 0; d < headDim; d++) {
-                    s[t] += (double) q[3 + d] * keys[t][h * headDim + d];
-                }
-                s[t] /= Math.sqrt(headDim);
-                max = Math.max(max, s[t]);
-            }
-            for (int t = 0; t < len; t++) {
-                s[t] = Math.exp(s[t] - max);
-                sum += s[t];
-            }
-            for (int d = 0; d < headDim; d++) {
-                double ref = 0;
+            float[] out = new float[group * headDim + 2];
+            out[group * headDim + 1] = 42;
+            cache.attend(1, h, q, 3, group, len, sa, sb, out, 1);
+            for (int qh = 0; qh < group; qh++) {
+                double[] s = new double[len];
+                double max = Double.NEGATIVE_INFINITY, sum = 0;
                 for (int t = 0; t < len; t++) {
-                    ref += s[t] / sum * values[t][h * headDim + d];
+                    for (int d = 0; d < headDim; d++) {
+                        s[t] += (double) q[3 + qh * headDim + d] * keys[t][h * headDim + d];
+                    }
+                    s[t] /= Math.sqrt(headDim);
+                    max = Math.max(max, s[t]);
                 }
-                assertEquals(ref, out[1 + d], 2e-5, "len " + len + " head " + h + " dim " + d);
+                for (int t = 0; t < len; t++) {
+                    s[t] = Math.exp(s[t] - max);
+                    sum += s[t];
+                }
+                for (int d = 0; d < headDim; d++) {
+                    double ref = 0;
+                    for (int t = 0; t < len; t++) {
+                        ref += s[t] / sum * values[t][h * headDim + d];
+                    }
+                    assertEquals(ref, out[1 + qh * headDim + d], 2e-5, "len " + len + " KV head " + h + " query head " + qh + " dim " + d);
+                }
+                // a head computed alone (the single-head kernels) has the same bits as in its pair
+                float[] alone = new float[headDim + 1];
+                cache.attend(1, h, q, 3 + qh * headDim, 1, len, sa, sb, alone, 1);
+                for (int d = 0; d < headDim; d++) {
+                    assertEquals(Float.floatToRawIntBits(alone[1 + d]), Float.floatToRawIntBits(out[1 + qh * headDim + d]), "query head " + qh + " dim " + d + " alone vs in its group");
+                }
             }
-            assertEquals(0f, out[0], "nothing written before the head");
-            assertEquals(42f, out[headDim + 1], "nothing written past the head");
+            assertEquals(0f, out[0], "nothing written before the heads");
+            assertEquals(42f, out[group * headDim + 1], "nothing written past the heads");
         }
     }
 
@@ -93,7 +103,7 @@ class KvCacheAttentionTest {
         float[] q = new float[headDim];
         q[5] = 1f;
         float[] scores = new float[64];
-        VectorKernels.keyScoresHalf(q, 0, cache.k[0][0], special.length, headDim, 1f, scores);
+        AttentionKernels.keyScoresHalf(q, 0, cache.k[0][0], special.length, headDim, 1f, scores);
         for (int t = 0; t < special.length; t++) {
             float want = Float.float16ToFloat(Float.floatToFloat16(special[t]));
             assertEquals(want, scores[t], 0f, "value " + special[t]); // exact (a zero key gives +0: the sum starts at +0)
@@ -125,7 +135,8 @@ class KvCacheAttentionTest {
             q[d] = 1f / (d + 1);
         }
         float[] scores = new float[cache.allocated];
-        float max = VectorKernels.keyScores(q, 0, cache.k[0][0], len, headDim, 0.5f, scores);
+        AttentionKernels.keyScores(q, 0, cache.k[0][0], len, headDim, 0.5f, scores);
+        float max = AttentionKernels.max(scores, len);
         double refMax = Double.NEGATIVE_INFINITY;
         for (int t = 0; t < len; t++) {
             double ref = 0;

@@ -155,7 +155,7 @@ class VectorKernelsTest {
             }
             float[] out = new float[n + 4];
             out[n + 3] = 42;
-            VectorKernels.weightedRows(p, len, v, vOff, stride, out, 2, n);
+            AttentionKernels.weightedRows(p, len, v, vOff, stride, out, 2, n);
             for (int c = 0; c < n; c++) {
                 double ref = 0;
                 for (int t = 0; t < len; t++) {
