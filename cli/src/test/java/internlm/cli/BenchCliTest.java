@@ -74,6 +74,24 @@ class BenchCliTest {
         assertTrue(Files.isRegularFile(tmp.resolve("report-tg-per-device.svg")));
     }
 
+    /** The CPU backend with its cache in half precision: decode at a depth and two sequences run, rows say f16. */
+    @Test
+    void halfPrecisionKvCacheOnTheCpu() throws Exception {
+        Path results = tmp.resolve("kv.jsonl");
+        Result r = run("bench", "-q", "--synthetic", "internlm2.5-1.8b:q8_0", "--synthetic-layers", "1", "-p", "4", "-n", "2", "-d", "20", "-b", "1,2",
+                "-r", "1", "--devices", "cpu", "--kv-cache", "f16", "--probe-mib", "64", "-o", "jsonl", "--out", results.toString());
+        assertEquals(0, r.code(), r.err());
+        List<String> lines = Files.readAllLines(results);
+        assertEquals(4, lines.size());
+        for (String l : lines) {
+            JsonNode j = new ObjectMapper().readTree(l);
+            assertEquals("ok", j.get("status").asText(), j.toString());
+            assertEquals("f16", j.get("type_k").asText());
+            assertEquals("f16", j.get("type_v").asText());
+            assertTrue(j.get("avg_ts").asDouble() > 0);
+        }
+    }
+
     @Test
     void markdownIsTheDefault() {
         Result r = run("bench", "-q", "-p", "4", "-n", "2", "-r", "1", "--devices", "cpu", "--probe-mib", "64");

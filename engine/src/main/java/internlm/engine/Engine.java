@@ -38,8 +38,8 @@ public final class Engine implements AutoCloseable {
      * How to load. {@code backend}: "cpu", "tornado" or "auto" (TornadoVM when this JVM runs under it, else the CPU);
      * {@code threads} ≤ 0 means all cores; {@code device} "B:D" picks a TornadoVM device; {@code roundActivations}
      * rounds inputs of quantized matrices to Q8_0 like llama.cpp (see ActivationRounding); {@code context} is the
-     * context the GPU backend sizes its KV cache for (0 = {@link #defaultContext()}); {@code kvCacheF16} stores the
-     * GPU KV cache in half precision; {@code profile} records TornadoVM kernel times; {@code quantize} converts float
+     * context the GPU backend sizes its KV cache for (0 = {@link #defaultContext()}); {@code kvCacheF16} keeps the
+     * KV cache in half precision (either backend); {@code profile} records TornadoVM kernel times; {@code quantize} converts float
      * weight matrices to that type at load (null: keep them as stored); {@code sequences} is how many sequences the
      * GPU backend holds KV caches for at once (the server's --parallel; the CPU backend's caches grow on demand).
      */
