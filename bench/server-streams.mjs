@@ -4,7 +4,8 @@
 // Each stream asks for --tokens tokens (ignore_eos) with a short distinct prompt and streams them; the final chunk's
 // llama.cpp-style "timings" say when its first token came (request start + prompt_ms) and how many tokens followed
 // (predicted_n). Aggregate decode tok/s = the tokens after the first of every stream, divided by the time from the
-// earliest first token to the latest end (the window in which they decoded together). Prints one line per round and a JSON summary (medians) at the end.
+// earliest first token to the latest end (the window in which they decoded together). Prints one line per round, each
+// round's ratio to the first stream count, and a JSON summary (medians) at the end.
 // Each round also reports (stderr) the steady state: the content chunks that arrived while every stream was decoding
 // (after the last stream's first chunk, up to the first stream's last), per second — prompts of streams that started
 // later fall outside it.
@@ -40,26 +41,32 @@ async function one(i, n) {
 }
 
 const median = a => { const s = [...a].sort((x, y) => x - y); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
-const summary = {};
-for (const n of streams) {
-  const agg = [];
-  for (let r = 0; r <= rounds; r++) {
-    const res = await Promise.all(Array.from({ length: n }, (_, i) => one(i, n)));
-    const from = Math.min(...res.map(x => x.first)), to = Math.max(...res.map(x => x.last));
-    const decoded = res.reduce((s, x) => s + x.count - 1, 0);
-    const tps = decoded / ((to - from) / 1000);
-    const ttft = median(res.map(x => x.first - x.start));
-    // steady state: chunks that arrived while every stream was decoding
-    const w0 = Math.max(...res.map(x => x.arrivals[0])), w1 = Math.min(...res.map(x => x.arrivals[x.arrivals.length - 1]));
-    const inWindow = res.reduce((s, x) => s + x.arrivals.filter(t => t > w0 && t <= w1).length, 0);
-    const steady = inWindow / ((w1 - w0) / 1000);
-    console.error(`   chunks ${res.map(x => x.arrivals.length).join(",")}; steady window ${(w1 - w0).toFixed(0)} ms, ${inWindow} chunks: ${steady.toFixed(2)} tok/s`);
-    if (r === 0) { console.error(`streams ${n}: warm-up ${tps.toFixed(2)} tok/s`); continue; }
-    agg.push(tps);
-    console.log(`streams ${n} round ${r}: aggregate decode ${tps.toFixed(2)} tok/s (${decoded} tokens), per stream ${(tps / n).toFixed(2)}, median time to first token ${ttft.toFixed(0)} ms`);
-  }
-  summary[n] = median(agg);
+// a warm-up round per stream count, then the timed rounds interleaved (1 stream, 4 streams, 1 stream, ...): on a shared
+// machine whose speed drifts over minutes, each round's ratio compares neighbours in time
+async function round(n) {
+  const res = await Promise.all(Array.from({ length: n }, (_, i) => one(i, n)));
+  const from = Math.min(...res.map(x => x.first)), to = Math.max(...res.map(x => x.last));
+  const decoded = res.reduce((s, x) => s + x.count - 1, 0);
+  const tps = decoded / ((to - from) / 1000);
+  const ttft = median(res.map(x => x.first - x.start));
+  // steady state: chunks that arrived while every stream was decoding
+  const w0 = Math.max(...res.map(x => x.arrivals[0])), w1 = Math.min(...res.map(x => x.arrivals[x.arrivals.length - 1]));
+  const inWindow = res.reduce((s, x) => s + x.arrivals.filter(t => t > w0 && t <= w1).length, 0);
+  console.error(`   chunks ${res.map(x => x.arrivals.length).join(",")}; steady window ${(w1 - w0).toFixed(0)} ms, ${inWindow} chunks: ${(inWindow / ((w1 - w0) / 1000)).toFixed(2)} tok/s`);
+  return { tps, decoded, ttft };
 }
-const base = summary[streams[0]];
-for (const n of streams) console.log(`streams ${n}: median aggregate decode ${summary[n].toFixed(2)} tok/s = ${(summary[n] / base).toFixed(2)}x ${streams[0]} stream(s)`);
-console.log(JSON.stringify({ tokens, rounds, aggregate_tok_s: summary }));
+const agg = Object.fromEntries(streams.map(n => [n, []])), ratios = Object.fromEntries(streams.map(n => [n, []]));
+for (const n of streams) console.error(`streams ${n}: warm-up ${(await round(n)).tps.toFixed(2)} tok/s`);
+for (let r = 1; r <= rounds; r++) {
+  for (const n of streams) {
+    const x = await round(n);
+    agg[n].push(x.tps);
+    console.log(`streams ${n} round ${r}: aggregate decode ${x.tps.toFixed(2)} tok/s (${x.decoded} tokens), per stream ${(x.tps / n).toFixed(2)}, median time to first token ${x.ttft.toFixed(0)} ms`);
+  }
+  for (const n of streams) ratios[n].push(agg[n][r - 1] / agg[streams[0]][r - 1]);
+  console.log(`round ${r}: ${streams.map(n => `${n} streams ${ratios[n][r - 1].toFixed(2)}x`).join(", ")}`);
+}
+const summary = Object.fromEntries(streams.map(n => [n, median(agg[n])]));
+const ratio = Object.fromEntries(streams.map(n => [n, median(ratios[n])]));
+for (const n of streams) console.log(`streams ${n}: median aggregate decode ${summary[n].toFixed(2)} tok/s; median of the rounds' ratios ${ratio[n].toFixed(2)}x ${streams[0]} stream(s)`);
+console.log(JSON.stringify({ tokens, rounds, aggregate_tok_s: summary, ratio_to_first: ratio }));
