@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Aggregate decode throughput of N concurrent streams through the OpenAI-compatible server.
 //   node bench/server-streams.mjs --url http://127.0.0.1:8080 --streams 1,4 --tokens 64 [--rounds 2]
-// Each stream asks for --tokens tokens (ignore_eos) with a short distinct prompt and streams them; the final chunk's
+// Each stream asks for --tokens tokens (ignore_eos) with a short distinct prompt (stream i's the same whatever the
+// count, so each round finds its prompt cached in a slot) and streams them; the final chunk's
 // llama.cpp-style "timings" say when its first token came (request start + prompt_ms) and how many tokens followed
 // (predicted_n). Aggregate decode tok/s = the tokens after the first of every stream, divided by the time from the
 // earliest first token to the latest end (the window in which they decoded together). Prints one line per round, each
@@ -16,7 +17,7 @@ const tokens = Number(args.tokens || 64);
 const rounds = Number(args.rounds || 2);
 
 async function one(i, n) {
-  const body = { messages: [{ role: "user", content: `Stream ${i} of ${n}: write a long story.` }], max_tokens: tokens,
+  const body = { messages: [{ role: "user", content: `Stream ${i}: write a long story.` }], max_tokens: tokens,
     ignore_eos: true, temperature: 0, stream: true, stream_options: { include_usage: true } };
   const t0 = performance.now();
   const res = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
@@ -52,15 +53,18 @@ async function round(n) {
   // steady state: chunks that arrived while every stream was decoding
   const w0 = Math.max(...res.map(x => x.arrivals[0])), w1 = Math.min(...res.map(x => x.arrivals[x.arrivals.length - 1]));
   const inWindow = res.reduce((s, x) => s + x.arrivals.filter(t => t > w0 && t <= w1).length, 0);
-  console.error(`   chunks ${res.map(x => x.arrivals.length).join(",")}; steady window ${(w1 - w0).toFixed(0)} ms, ${inWindow} chunks: ${(inWindow / ((w1 - w0) / 1000)).toFixed(2)} tok/s`);
-  return { tps, decoded, ttft };
+  const steady = inWindow / ((w1 - w0) / 1000);
+  console.error(`   chunks ${res.map(x => x.arrivals.length).join(",")}; steady window ${(w1 - w0).toFixed(0)} ms, ${inWindow} chunks: ${steady.toFixed(2)} tok/s`);
+  return { tps, decoded, ttft, steady };
 }
 const agg = Object.fromEntries(streams.map(n => [n, []])), ratios = Object.fromEntries(streams.map(n => [n, []]));
+const steady = Object.fromEntries(streams.map(n => [n, []]));
 for (const n of streams) console.error(`streams ${n}: warm-up ${(await round(n)).tps.toFixed(2)} tok/s`);
 for (let r = 1; r <= rounds; r++) {
   for (const n of streams) {
     const x = await round(n);
     agg[n].push(x.tps);
+    steady[n].push(x.steady);
     console.log(`streams ${n} round ${r}: aggregate decode ${x.tps.toFixed(2)} tok/s (${x.decoded} tokens), per stream ${(x.tps / n).toFixed(2)}, median time to first token ${x.ttft.toFixed(0)} ms`);
   }
   for (const n of streams) ratios[n].push(agg[n][r - 1] / agg[streams[0]][r - 1]);
@@ -69,4 +73,6 @@ for (let r = 1; r <= rounds; r++) {
 const summary = Object.fromEntries(streams.map(n => [n, median(agg[n])]));
 const ratio = Object.fromEntries(streams.map(n => [n, median(ratios[n])]));
 for (const n of streams) console.log(`streams ${n}: median aggregate decode ${summary[n].toFixed(2)} tok/s; median of the rounds' ratios ${ratio[n].toFixed(2)}x ${streams[0]} stream(s)`);
-console.log(JSON.stringify({ tokens, rounds, aggregate_tok_s: summary, ratio_to_first: ratio }));
+const steadyMedian = Object.fromEntries(streams.map(n => [n, median(steady[n])]));
+console.log(`steady state (every stream decoding): ${streams.map(n => `${n}: ${steadyMedian[n].toFixed(2)} tok/s`).join(", ")}`);
+console.log(JSON.stringify({ tokens, rounds, aggregate_tok_s: summary, ratio_to_first: ratio, steady_tok_s: steadyMedian }));
