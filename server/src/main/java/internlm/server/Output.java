@@ -126,12 +126,14 @@ abstract sealed class Output implements TokenSink permits ChatOutput, TextOutput
     }
 
 /**
- * llama.cpp's server timings: the prompt phase until the first token (prompt_n: the prompt's tokens, a reused
- * prefix included), then the tokens after the first over the rest of the generation.
+ * llama.cpp's server timings: the prompt phase until the first token (prompt_n: the prompt tokens evaluated, cache_n:
+ * those found in the slot's cache, as llama.cpp counts them), then the tokens after the first over the rest of the
+ * generation.
  */
 static ObjectNode timings(GenerationResult r) {
     ObjectNode t = JsonNodeFactory.instance.objectNode();
-    int pn = r.prompt().length, dn = Math.max(0, r.generated().length - 1);
+    int pn = r.evaluatedPromptTokens(), dn = Math.max(0, r.generated().length - 1);
+    t.put("cache_n", r.cachedTokens());
     t.put("prompt_n", pn);
     t.put("prompt_ms", r.promptMillis());
     t.put("prompt_per_second", r.promptMillis() > 0 ? pn * 1000.0 / r.promptMillis() : 0);

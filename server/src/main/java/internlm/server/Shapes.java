@@ -30,6 +30,7 @@ final class Shapes {
         u.put("prompt_tokens", r.prompt().length);
         u.put("completion_tokens", r.generated().length);
         u.put("total_tokens", r.prompt().length + r.generated().length);
+        u.putObject("prompt_tokens_details").put("cached_tokens", r.cachedTokens()); // as OpenAI reports prompt caching
         return u;
     }
 

@@ -78,6 +78,22 @@ class ServerE2ETest {
         assertEquals(u.get("prompt_tokens").asInt() + u.get("completion_tokens").asInt(), u.get("total_tokens").asInt());
     }
 
+    /** A prompt that comes back finds its prefix in a slot: llama.cpp's cache_n and OpenAI's cached_tokens say so. */
+    @Test
+    void reusedPrefixIsReportedAsCachedTokens() throws Exception {
+        String body = "{\"model\": \"tiny\", \"messages\": [{\"role\": \"user\", \"content\": \"Count the cached tokens\"}], \"max_tokens\": 3, \"temperature\": 0}";
+        JsonNode first = http.post("/v1/chat/completions", body).json();
+        JsonNode again = http.post("/v1/chat/completions", body).json();
+        int prompt = again.get("usage").get("prompt_tokens").asInt();
+        assertEquals(first.get("usage").get("prompt_tokens").asInt(), prompt);
+        JsonNode t = again.get("timings");
+        assertEquals(prompt - 1, t.get("cache_n").asInt(), "all but the last prompt token come from the slot's cache: " + t);
+        assertEquals(1, t.get("prompt_n").asInt(), "only the last prompt token is evaluated again");
+        assertEquals(prompt - 1, again.get("usage").get("prompt_tokens_details").get("cached_tokens").asInt());
+        int firstCached = first.get("timings").get("cache_n").asInt();
+        assertEquals(prompt - firstCached, first.get("timings").get("prompt_n").asInt());
+    }
+
     @Test
     void streamingGivesExactlyTheNonStreamingAnswer() throws Exception {
         String extra = "\"max_tokens\": 20, \"temperature\": 0, \"ignore_eos\": true";

@@ -24,6 +24,8 @@ import java.util.List;
 public final class Generation {
     private final Session session;
     private final int[] prompt;
+    /** Prompt tokens found in the session's cache when the generation started. */
+    private final int cachedTokens;
     private final GenerationParams params;
     private final TokenSink sink;
     private final Sampler sampler;
@@ -64,6 +66,7 @@ public final class Generation {
         this.tok = session.tokenizer();
         this.decoder = tok.streamDecoder(params.renderSpecial());
         this.stops = new StopStrings(params.stopStrings());
+        this.cachedTokens = session.reusablePrefix(prompt);
         session.setSequence(prompt);
     }
 
@@ -237,7 +240,7 @@ public final class Generation {
             throw new IllegalStateException("the generation has not ended");
         }
         long t0 = started < 0 ? ended : started, t1 = firstToken < 0 ? ended : firstToken;
-        return new GenerationResult(prompt.clone(), out.stream().mapToInt(Integer::intValue).toArray(), text.toString(),
+        return new GenerationResult(prompt.clone(), cachedTokens, out.stream().mapToInt(Integer::intValue).toArray(), text.toString(),
                 steps, finish, (t1 - t0) / 1e6, (ended - t1) / 1e6);
     }
 

@@ -7,9 +7,12 @@ import java.util.List;
  *
  * @param finishReason "stop" (end-of-generation token, stop string or stop-after token), "length" (token budget or
  *                     context full), "cancelled" (the sink asked to stop)
+ * @param cachedTokens how many of the prompt's tokens were already in the session's cache (a reused prefix: not
+ *                     evaluated again)
  */
 public record GenerationResult(
         int[] prompt,
+        int cachedTokens,
         int[] generated,
         String text,
         List<Step> steps,
@@ -37,6 +40,11 @@ public record GenerationResult(
     }
 
     public record TopLogit(int id, String piece, float logit) {}
+
+    /** Prompt tokens evaluated by this generation (the prompt less its cached prefix). */
+    public int evaluatedPromptTokens() {
+        return prompt.length - cachedTokens;
+    }
 
     /** Prompt tokens per second (0 when nothing was evaluated). */
     public double promptTokensPerSecond(int evaluated) {
