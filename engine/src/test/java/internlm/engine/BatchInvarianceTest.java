@@ -159,6 +159,35 @@ class BatchInvarianceTest {
         }
     }
 
+    /**
+     * Sequences holding the same prompt prefix (the server's chats with one system prompt) read it from one cache for
+     * all their rows in a batch: every row still gets the bits it gets alone — prompts that share 40 of 45 tokens, two
+     * identical prompts (the whole history shared), and one diverging inside the first block.
+     */
+    @ParameterizedTest
+    @EnumSource(value = GgmlType.class, names = {"Q8_0", "F16"})
+    void sequencesSharingAPrefix(GgmlType type) throws Exception {
+        try (Engine e = synthetic(type, 4, 2, 512)) {
+            ModelConfig c = e.config();
+            Script base = Script.of(c, 45, 8, 99);
+            List<Script> scripts = new ArrayList<>();
+            for (int i = 0; i < 4; i++) {
+                Script s = Script.of(c, 45, 8, 100 + i);
+                int keep = i == 3 ? 5 : i == 2 ? 45 : 40;
+                System.arraycopy(base.tokens(), 0, s.tokens(), 0, keep);
+                if (i == 2) {
+                    System.arraycopy(base.tokens(), 0, s.tokens(), 0, s.tokens().length);
+                }
+                scripts.add(s);
+            }
+            scripts.add(base);
+            Map<String, float[]> alone = run(e.backend(), scripts, -1, 256);
+            for (long seed = 1; seed <= 3; seed++) {
+                assertSameBits(alone, run(e.backend(), scripts, seed, 256), "shared prefixes, batch composition " + seed);
+            }
+        }
+    }
+
     /** The half-precision KV cache (--kv-cache f16): GQA 2:1, a prompt wider than a 128-row sub-batch. */
     @Test
     void halfPrecisionKvCache() throws Exception {

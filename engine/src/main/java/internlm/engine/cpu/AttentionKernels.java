@@ -58,13 +58,14 @@ public final class AttentionKernels {
     // ------------------------------------------------------------------------------------------------------ scores
 
     /**
-     * scores[t] = scale · Σ_d q[qOff + d]·K[t, d] for t &lt; len over one head's keys. Entries from len up to the next
-     * multiple of L are written too (any value): {@code scores} holds len rounded up to {@link KvCache#BLOCK}.
+     * scores[t] = scale · Σ_d q[qOff + d]·K[t, d] for from ≤ t &lt; len over one head's keys ({@code from} a multiple
+     * of {@link KvCache#BLOCK}: positions before it may come from another cache holding the same prefix). Entries from
+     * len up to the next multiple of L are written too (any value): {@code scores} holds len rounded up to a block.
      */
-    public static void keyScores(float[] q, int qOff, float[] keys, int len, int headDim, float scale, float[] scores) {
+    public static void keyScores(float[] q, int qOff, float[] keys, int from, int len, int headDim, float scale, float[] scores) {
         final int bl = KvCache.BLOCK, blockStride = headDim * bl;
         if (!VECTOR) {
-            for (int t = 0; t < len; t++) {
+            for (int t = from; t < len; t++) {
                 float a = 0;
                 for (int d = 0; d < headDim; d++) {
                     a = Math.fma(keys[keyIndex(t, d, headDim)], q[qOff + d], a);
@@ -73,7 +74,7 @@ public final class AttentionKernels {
             }
             return;
         }
-        int vectors = (len + L - 1) / L, m = 0;
+        int vectors = (len + L - 1) / L, m = from / L;
         for (; m + 4 <= vectors; m += 4) {
             int o0 = keyOffset(m, blockStride), o1 = keyOffset(m + 1, blockStride);
             int o2 = keyOffset(m + 2, blockStride), o3 = keyOffset(m + 3, blockStride);
@@ -102,14 +103,14 @@ public final class AttentionKernels {
     }
 
     /** {@link #keyScores} of two query heads (at qa and qb) against the same keys, into sa and sb. */
-    public static void keyScores2(float[] q, int qa, int qb, float[] keys, int len, int headDim, float scale, float[] sa, float[] sb) {
+    public static void keyScores2(float[] q, int qa, int qb, float[] keys, int from, int len, int headDim, float scale, float[] sa, float[] sb) {
         if (!VECTOR) {
-            keyScores(q, qa, keys, len, headDim, scale, sa);
-            keyScores(q, qb, keys, len, headDim, scale, sb);
+            keyScores(q, qa, keys, from, len, headDim, scale, sa);
+            keyScores(q, qb, keys, from, len, headDim, scale, sb);
             return;
         }
         final int bl = KvCache.BLOCK, blockStride = headDim * bl;
-        int vectors = (len + L - 1) / L, m = 0;
+        int vectors = (len + L - 1) / L, m = from / L;
         for (; m + 4 <= vectors; m += 4) {
             int o0 = keyOffset(m, blockStride), o1 = keyOffset(m + 1, blockStride);
             int o2 = keyOffset(m + 2, blockStride), o3 = keyOffset(m + 3, blockStride);
@@ -142,10 +143,10 @@ public final class AttentionKernels {
     }
 
     /** As {@link #keyScores} over half-precision keys (the same layout), each key converted to float before its fma. */
-    public static void keyScoresHalf(float[] q, int qOff, short[] keys, int len, int headDim, float scale, float[] scores) {
+    public static void keyScoresHalf(float[] q, int qOff, short[] keys, int from, int len, int headDim, float scale, float[] scores) {
         final int bl = KvCache.BLOCK, blockStride = headDim * bl;
         if (!VECTOR) {
-            for (int t = 0; t < len; t++) {
+            for (int t = from; t < len; t++) {
                 float a = 0;
                 for (int d = 0; d < headDim; d++) {
                     a = Math.fma(Float.float16ToFloat(keys[keyIndex(t, d, headDim)]), q[qOff + d], a);
@@ -154,7 +155,7 @@ public final class AttentionKernels {
             }
             return;
         }
-        int vectors = (len + L - 1) / L, m = 0;
+        int vectors = (len + L - 1) / L, m = from / L;
         for (; m + 4 <= vectors; m += 4) {
             int o0 = keyOffset(m, blockStride), o1 = keyOffset(m + 1, blockStride);
             int o2 = keyOffset(m + 2, blockStride), o3 = keyOffset(m + 3, blockStride);
@@ -183,14 +184,14 @@ public final class AttentionKernels {
     }
 
     /** {@link #keyScoresHalf} of two query heads against the same keys, each key vector converted once. */
-    public static void keyScoresHalf2(float[] q, int qa, int qb, short[] keys, int len, int headDim, float scale, float[] sa, float[] sb) {
+    public static void keyScoresHalf2(float[] q, int qa, int qb, short[] keys, int from, int len, int headDim, float scale, float[] sa, float[] sb) {
         if (!VECTOR) {
-            keyScoresHalf(q, qa, keys, len, headDim, scale, sa);
-            keyScoresHalf(q, qb, keys, len, headDim, scale, sb);
+            keyScoresHalf(q, qa, keys, from, len, headDim, scale, sa);
+            keyScoresHalf(q, qb, keys, from, len, headDim, scale, sb);
             return;
         }
         final int bl = KvCache.BLOCK, blockStride = headDim * bl;
-        int vectors = (len + L - 1) / L, m = 0;
+        int vectors = (len + L - 1) / L, m = from / L;
         for (; m + 4 <= vectors; m += 4) {
             int o0 = keyOffset(m, blockStride), o1 = keyOffset(m + 1, blockStride);
             int o2 = keyOffset(m + 2, blockStride), o3 = keyOffset(m + 3, blockStride);
@@ -229,50 +230,67 @@ public final class AttentionKernels {
      * the accumulators in registers instead of a load and a store per t.
      */
     public static void weightedRows(float[] p, int len, float[] v, int vOff, int stride, float[] out, int outOff, int n) {
+        weightedRows(p, 0, len, v, vOff, stride, out, outOff, n);
+    }
+
+    /**
+     * The sum of {@link #weightedRows} over t in [from, len) only, continuing the sums already in out when from &gt; 0
+     * (so a sum split at a position — a prefix read from another cache — has the bits of the whole one).
+     */
+    public static void weightedRows(float[] p, int from, int len, float[] v, int vOff, int stride, float[] out, int outOff, int n) {
         int c = 0;
+        boolean fresh = from == 0;
         if (VECTOR) {
             for (; c + 4 * L <= n; c += 4 * L) {
-                FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
-                for (int t = 0, o = vOff + c; t < len; t++, o += stride) {
+                int r = outOff + c;
+                FloatVector a0 = start(fresh, out, r), a1 = start(fresh, out, r + L), a2 = start(fresh, out, r + 2 * L), a3 = start(fresh, out, r + 3 * L);
+                for (int t = from, o = vOff + c + from * stride; t < len; t++, o += stride) {
                     FloatVector pt = FloatVector.broadcast(F, p[t]);
                     a0 = FloatVector.fromArray(F, v, o).fma(pt, a0);
                     a1 = FloatVector.fromArray(F, v, o + L).fma(pt, a1);
                     a2 = FloatVector.fromArray(F, v, o + 2 * L).fma(pt, a2);
                     a3 = FloatVector.fromArray(F, v, o + 3 * L).fma(pt, a3);
                 }
-                a0.intoArray(out, outOff + c);
-                a1.intoArray(out, outOff + c + L);
-                a2.intoArray(out, outOff + c + 2 * L);
-                a3.intoArray(out, outOff + c + 3 * L);
+                a0.intoArray(out, r);
+                a1.intoArray(out, r + L);
+                a2.intoArray(out, r + 2 * L);
+                a3.intoArray(out, r + 3 * L);
             }
             for (; c + L <= n; c += L) {
-                FloatVector a0 = FloatVector.zero(F);
-                for (int t = 0, o = vOff + c; t < len; t++, o += stride) {
+                FloatVector a0 = start(fresh, out, outOff + c);
+                for (int t = from, o = vOff + c + from * stride; t < len; t++, o += stride) {
                     a0 = FloatVector.fromArray(F, v, o).fma(FloatVector.broadcast(F, p[t]), a0);
                 }
                 a0.intoArray(out, outOff + c);
             }
         }
         for (; c < n; c++) {
-            float a = 0;
-            for (int t = 0, o = vOff + c; t < len; t++, o += stride) {
+            float a = fresh ? 0 : out[outOff + c];
+            for (int t = from, o = vOff + c + from * stride; t < len; t++, o += stride) {
                 a += p[t] * v[o];
             }
             out[outOff + c] = a;
         }
     }
 
+    /** An accumulator: zero, or (continuing a split sum) the L partial sums at out[off]. */
+    private static FloatVector start(boolean fresh, float[] out, int off) {
+        return fresh ? FloatVector.zero(F) : FloatVector.fromArray(F, out, off);
+    }
+
     /**
-     * {@link #weightedRows} of two heads' probabilities (pa, pb) over the same value rows (n values, n apart), into
-     * out[oa ..] and out[ob ..]; each value vector loaded once for both.
+     * {@link #weightedRows} (over t in [from, len), continuing out when from &gt; 0) of two heads' probabilities
+     * (pa, pb) over the same value rows (n values, n apart), into out[oa ..] and out[ob ..]; each value vector loaded
+     * once for both.
      */
-    public static void weightedRows2(float[] pa, float[] pb, int len, float[] v, int n, float[] out, int oa, int ob) {
+    public static void weightedRows2(float[] pa, float[] pb, int from, int len, float[] v, int n, float[] out, int oa, int ob) {
         int c = 0;
+        boolean fresh = from == 0;
         if (VECTOR) {
             for (; c + 4 * L <= n; c += 4 * L) {
-                FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
-                FloatVector b0 = FloatVector.zero(F), b1 = FloatVector.zero(F), b2 = FloatVector.zero(F), b3 = FloatVector.zero(F);
-                for (int t = 0, o = c; t < len; t++, o += n) {
+                FloatVector a0 = start(fresh, out, oa + c), a1 = start(fresh, out, oa + c + L), a2 = start(fresh, out, oa + c + 2 * L), a3 = start(fresh, out, oa + c + 3 * L);
+                FloatVector b0 = start(fresh, out, ob + c), b1 = start(fresh, out, ob + c + L), b2 = start(fresh, out, ob + c + 2 * L), b3 = start(fresh, out, ob + c + 3 * L);
+                for (int t = from, o = c + from * n; t < len; t++, o += n) {
                     FloatVector pA = FloatVector.broadcast(F, pa[t]), pB = FloatVector.broadcast(F, pb[t]);
                     FloatVector v0 = FloatVector.fromArray(F, v, o), v1 = FloatVector.fromArray(F, v, o + L);
                     FloatVector v2 = FloatVector.fromArray(F, v, o + 2 * L), v3 = FloatVector.fromArray(F, v, o + 3 * L);
@@ -285,49 +303,52 @@ public final class AttentionKernels {
         }
         if (c < n) {
             // the columns past the last four whole vectors: the single-head kernel over them (same order)
-            weightedRows(pa, len, v, c, n, out, oa + c, n - c);
-            weightedRows(pb, len, v, c, n, out, ob + c, n - c);
+            weightedRows(pa, from, len, v, c, n, out, oa + c, n - c);
+            weightedRows(pb, from, len, v, c, n, out, ob + c, n - c);
         }
     }
 
     /**
-     * As {@link #weightedRows} over half-precision rows of n values, n apart (a KV head's values): out[outOff + c] =
-     * Σ_{t &lt; len} p[t] · v[t·n + c], each element summed from 0 in t order. Four vectors of columns per pass (with
-     * eight, the JIT stopped inlining the conversions: 25 instead of 6.5 µs for a 580-position head).
+     * As {@link #weightedRows} (t in [from, len), continuing out when from &gt; 0) over half-precision rows of n values,
+     * n apart (a KV head's values): out[outOff + c] = Σ_t p[t] · v[t·n + c], each element summed in t order. Four
+     * vectors of columns per pass (with eight, the JIT stopped inlining the conversions: 25 instead of 6.5 µs for a
+     * 580-position head).
      */
-    public static void weightedRowsHalf(float[] p, int len, short[] v, int n, float[] out, int outOff) {
-        weightedRowsHalf(p, len, v, 0, n, out, outOff, n);
+    public static void weightedRowsHalf(float[] p, int from, int len, short[] v, int n, float[] out, int outOff) {
+        weightedRowsHalf(p, from, len, v, 0, n, out, outOff, n);
     }
 
     /** {@link #weightedRowsHalf} over columns [c0, c0 + w) of rows n apart, into out[outOff ..]. */
-    private static void weightedRowsHalf(float[] p, int len, short[] v, int c0, int n, float[] out, int outOff, int w) {
+    private static void weightedRowsHalf(float[] p, int from, int len, short[] v, int c0, int n, float[] out, int outOff, int w) {
         int c = 0;
+        boolean fresh = from == 0;
         if (VECTOR) {
             for (; c + 4 * L <= w; c += 4 * L) {
-                FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
-                for (int t = 0, o = c0 + c; t < len; t++, o += n) {
+                int r = outOff + c;
+                FloatVector a0 = start(fresh, out, r), a1 = start(fresh, out, r + L), a2 = start(fresh, out, r + 2 * L), a3 = start(fresh, out, r + 3 * L);
+                for (int t = from, o = c0 + c + from * n; t < len; t++, o += n) {
                     FloatVector pt = FloatVector.broadcast(F, p[t]);
                     a0 = half(v, o).fma(pt, a0);
                     a1 = half(v, o + L).fma(pt, a1);
                     a2 = half(v, o + 2 * L).fma(pt, a2);
                     a3 = half(v, o + 3 * L).fma(pt, a3);
                 }
-                a0.intoArray(out, outOff + c);
-                a1.intoArray(out, outOff + c + L);
-                a2.intoArray(out, outOff + c + 2 * L);
-                a3.intoArray(out, outOff + c + 3 * L);
+                a0.intoArray(out, r);
+                a1.intoArray(out, r + L);
+                a2.intoArray(out, r + 2 * L);
+                a3.intoArray(out, r + 3 * L);
             }
             for (; c + L <= w; c += L) {
-                FloatVector a0 = FloatVector.zero(F);
-                for (int t = 0, o = c0 + c; t < len; t++, o += n) {
+                FloatVector a0 = start(fresh, out, outOff + c);
+                for (int t = from, o = c0 + c + from * n; t < len; t++, o += n) {
                     a0 = half(v, o).fma(FloatVector.broadcast(F, p[t]), a0);
                 }
                 a0.intoArray(out, outOff + c);
             }
         }
         for (; c < w; c++) {
-            float a = 0;
-            for (int t = 0, o = c0 + c; t < len; t++, o += n) {
+            float a = fresh ? 0 : out[outOff + c];
+            for (int t = from, o = c0 + c + from * n; t < len; t++, o += n) {
                 a = Math.fma(Float.float16ToFloat(v[o]), p[t], a);
             }
             out[outOff + c] = a;
@@ -335,13 +356,14 @@ public final class AttentionKernels {
     }
 
     /** {@link #weightedRowsHalf} of two heads' probabilities over the same value rows, each value vector converted once. */
-    public static void weightedRowsHalf2(float[] pa, float[] pb, int len, short[] v, int n, float[] out, int oa, int ob) {
+    public static void weightedRowsHalf2(float[] pa, float[] pb, int from, int len, short[] v, int n, float[] out, int oa, int ob) {
         int c = 0;
+        boolean fresh = from == 0;
         if (VECTOR) {
             for (; c + 4 * L <= n; c += 4 * L) {
-                FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
-                FloatVector b0 = FloatVector.zero(F), b1 = FloatVector.zero(F), b2 = FloatVector.zero(F), b3 = FloatVector.zero(F);
-                for (int t = 0, o = c; t < len; t++, o += n) {
+                FloatVector a0 = start(fresh, out, oa + c), a1 = start(fresh, out, oa + c + L), a2 = start(fresh, out, oa + c + 2 * L), a3 = start(fresh, out, oa + c + 3 * L);
+                FloatVector b0 = start(fresh, out, ob + c), b1 = start(fresh, out, ob + c + L), b2 = start(fresh, out, ob + c + 2 * L), b3 = start(fresh, out, ob + c + 3 * L);
+                for (int t = from, o = c + from * n; t < len; t++, o += n) {
                     FloatVector pA = FloatVector.broadcast(F, pa[t]), pB = FloatVector.broadcast(F, pb[t]);
                     FloatVector v0 = half(v, o), v1 = half(v, o + L), v2 = half(v, o + 2 * L), v3 = half(v, o + 3 * L);
                     a0 = v0.fma(pA, a0); a1 = v1.fma(pA, a1); a2 = v2.fma(pA, a2); a3 = v3.fma(pA, a3);
@@ -352,8 +374,8 @@ public final class AttentionKernels {
             }
         }
         if (c < n) {
-            weightedRowsHalf(pa, len, v, c, n, out, oa + c, n - c);
-            weightedRowsHalf(pb, len, v, c, n, out, ob + c, n - c);
+            weightedRowsHalf(pa, from, len, v, c, n, out, oa + c, n - c);
+            weightedRowsHalf(pb, from, len, v, c, n, out, ob + c, n - c);
         }
     }
 }

@@ -183,13 +183,40 @@ public final class CpuBackend implements Backend {
      */
     public static final int MAX_BATCH = 128;
 
-    /** A sequence on the CPU: its KV cache, which grows with the positions used. */
+    /**
+     * A sequence on the CPU: its KV cache, which grows with the positions used, and what each cached position holds
+     * (the token and the RoPE base it was evaluated with), so sequences holding the same prefix can be recognised.
+     */
     private static final class CpuSequence implements Sequence {
         final KvCache kv;
+        int[] tokens = new int[0];
+        double[] bases = new double[0];
         boolean closed;
 
         CpuSequence(ModelConfig c, boolean kvF16, int capacity) {
             kv = KvCache.create(kvF16, c.layers(), c.kvHeads(), c.headDim(), capacity);
+        }
+
+        /** Makes room for position pos and records what it will hold. */
+        void record(int pos, int token, double base) {
+            kv.ensure(pos + 1);
+            if (tokens.length < kv.allocated) {
+                int old = tokens.length;
+                tokens = java.util.Arrays.copyOf(tokens, kv.allocated);
+                bases = java.util.Arrays.copyOf(bases, kv.allocated);
+                java.util.Arrays.fill(bases, old, bases.length, Double.NaN); // never written: equal to nothing
+            }
+            tokens[pos] = token;
+            bases[pos] = base;
+        }
+
+        /** How many leading positions (up to limit) hold the same tokens with the same RoPE bases as another sequence. */
+        int commonPrefix(CpuSequence o, int limit) {
+            int n = 0;
+            while (n < limit && tokens[n] == o.tokens[n] && bases[n] == o.bases[n]) {
+                n++;
+            }
+            return n;
         }
 
         @Override
@@ -207,6 +234,9 @@ public final class CpuBackend implements Backend {
     private final float[] x, xb, q, k, v, att, hb, hb2, rope, logitsScratch;
     private final CpuSequence[] rowSeq = new CpuSequence[MAX_BATCH];
     private final int[] rowPos = new int[MAX_BATCH];
+    /** Per row: an earlier row's sequence holding the same cached prefix, and how many positions of it are read there. */
+    private final CpuSequence[] rowPrefix = new CpuSequence[MAX_BATCH];
+    private final int[] rowShared = new int[MAX_BATCH];
 
     @Override
     public Sequence openSequence(int capacity) {
@@ -246,10 +276,11 @@ public final class CpuBackend implements Backend {
             int row = from + b;
             rowSeq[b] = (CpuSequence) batch.sequence(row);
             rowPos[b] = batch.position(row);
-            rowSeq[b].kv.ensure(rowPos[b] + 1);
+            rowSeq[b].record(rowPos[b], batch.token(row), batch.ropeBase(row));
             Quants.dequantize(tokenEmbedding.type(), tokenEmbedding.data(), (long) batch.token(row) * dim, x, b * dim, dim);
             Rope.table(c, rowPos[b], batch.ropeBase(row), rope, b * hd);
         }
+        sharedPrefixes(B);
         for (int l = 0; l < layers.length; l++) {
             Layer w = layers[l];
             // attention block
@@ -286,6 +317,7 @@ public final class CpuBackend implements Backend {
         }
         outputs(batch, from, to);
         java.util.Arrays.fill(rowSeq, null);
+        java.util.Arrays.fill(rowPrefix, null);
     }
 
     /** Final norm and LM head for the rows that ask for an output; the products run over those rows together. */
@@ -343,11 +375,45 @@ public final class CpuBackend implements Backend {
     private final ThreadLocal<float[][]> scoresBuffer = ThreadLocal.withInitial(() -> new float[][] {new float[256], new float[256]});
 
     /**
-     * Causal grouped-query attention of each row's queries against its own sequence's cache; result in att. One task
-     * per (row, KV head) runs the query heads that share that KV head ({@link KvCache#attend}: two at a time, each cache
-     * vector read once for both; scores q·k_t / √hd as vector FMAs over transposed key blocks, softmax with the
-     * exponentials summed in a fixed order, then Σ_t p_t·v_t accumulated in registers). A row's result depends only on
-     * its own sequence, never on the other rows of the batch.
+     * Finds, for each row, an earlier row's sequence that holds the same prefix (the same tokens at the same positions
+     * with the same RoPE bases — as concurrent chats with one system prompt do), so attention reads that prefix's
+     * cache once for all of them (see {@link KvCache#attend}). Both sequences' caches are valid up to their rows'
+     * positions in this batch (every row's keys and values are stored before the layer's attention), and because the
+     * backend is batch-invariant the two copies of the prefix hold the same bits: a row's result does not change.
+     */
+    private void sharedPrefixes(int B) {
+        for (int b = 0; b < B; b++) {
+            rowPrefix[b] = null;
+            rowShared[b] = 0;
+            for (int a = 0; a < b; a++) {
+                if (rowSeq[a] == rowSeq[b] || (a > 0 && rowSeq[a] == rowSeq[a - 1])) {
+                    continue; // a sequence's own rows, or a later row of a sequence already compared
+                }
+                int shared = rowSeq[b].commonPrefix(rowSeq[a], Math.min(lastPosition(a, B), rowPos[b]) + 1) / KvCache.BLOCK * KvCache.BLOCK;
+                if (shared > rowShared[b]) {
+                    rowShared[b] = shared;
+                    rowPrefix[b] = rowSeq[a];
+                }
+            }
+        }
+    }
+
+    /** The last position of row a's sequence among the batch's rows (its rows of one sequence are consecutive). */
+    private int lastPosition(int a, int B) {
+        int p = rowPos[a];
+        for (int i = a + 1; i < B && rowSeq[i] == rowSeq[a]; i++) {
+            p = Math.max(p, rowPos[i]);
+        }
+        return p;
+    }
+
+    /**
+     * Causal grouped-query attention of each row's queries against its own sequence's cache; result in att. A task is
+     * (KV head, row): the query heads that share that KV head run together ({@link KvCache#attend}: two at a time,
+     * each cache vector read once for both; scores q·k_t / √hd as vector FMAs over transposed key blocks, softmax with
+     * the exponentials summed in a fixed order, then Σ_t p_t·v_t accumulated in registers). Consecutive tasks are the
+     * rows of one KV head, so rows reading a shared prefix find it in the cache of the core that just read it. A row's
+     * result depends only on its own sequence's tokens, never on the other rows of the batch.
      */
     private void attention(int layer, int B) {
         final int hd = c.headDim(), qd = c.qDim(), group = c.groupSize(), kvHeads = c.kvHeads();
@@ -356,7 +422,8 @@ public final class CpuBackend implements Backend {
             longest = Math.max(longest, rowPos[b] + 1);
         }
         final int room = (longest + KvCache.BLOCK - 1) / KvCache.BLOCK * KvCache.BLOCK;
-        par.forRange(B * kvHeads, 1, (from, to) -> {
+        int chunk = Math.max(1, Math.min(B, B * kvHeads / (4 * par.threads())));
+        par.forRange(B * kvHeads, chunk, (from, to) -> {
             float[][] s = scoresBuffer.get();
             if (s[0].length < room) {
                 int n = Math.max(room, 2 * s[0].length);
@@ -364,9 +431,10 @@ public final class CpuBackend implements Backend {
                 s[1] = new float[n];
             }
             for (int task = from; task < to; task++) {
-                int b = task / kvHeads, g = task % kvHeads;
+                int g = task / B, b = task % B;
                 int qOff = b * qd + g * group * hd;
-                rowSeq[b].kv.attend(layer, g, q, qOff, group, rowPos[b] + 1, s[0], s[1], att, qOff);
+                KvCache prefix = rowPrefix[b] == null ? null : rowPrefix[b].kv;
+                rowSeq[b].kv.attend(layer, g, q, qOff, group, rowPos[b] + 1, prefix, rowShared[b], s[0], s[1], att, qOff);
             }
         });
     }

@@ -65,35 +65,55 @@ abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
     /**
      * Softmax attention of the query heads [0, heads) at q[qOff + h·headDim ..] — all of them sharing KV head
      * {@code kvHead} of a layer — over positions t &lt; len: out[outOff + h·headDim, +headDim) = Σ_t softmax_t(q_h·k_t /
-     * √headDim) · v_t. Heads go in pairs (each cache vector read and converted once for two heads), an odd last one
-     * alone; a head's result is the same either way. {@code sa} and {@code sb} hold at least len rounded up to
-     * {@link #BLOCK} floats each.
+     * √headDim) · v_t. Positions [0, shared) are read from {@code prefix} instead of this cache: a cache of the same
+     * kind known to hold the same keys and values there (the same tokens at the same positions with the same RoPE
+     * bases, so bit-identical values: the backend is batch-invariant), {@code shared} a multiple of {@link #BLOCK}. The
+     * arithmetic is the same whichever cache is read. Heads go in pairs (each cache vector read and converted once for
+     * two heads), an odd last one alone; a head's result is the same either way. {@code sa} and {@code sb} hold at
+     * least len rounded up to {@link #BLOCK} floats each.
      */
-    final void attend(int layer, int kvHead, float[] q, int qOff, int heads, int len, float[] sa, float[] sb, float[] out, int outOff) {
+    final void attend(int layer, int kvHead, float[] q, int qOff, int heads, int len, KvCache prefix, int shared,
+                      float[] sa, float[] sb, float[] out, int outOff) {
+        if (shared % BLOCK != 0 || shared > len || (shared > 0 && prefix.getClass() != getClass())) {
+            throw new IllegalArgumentException("a shared prefix must be whole blocks of a cache of the same kind within the length, got " + shared);
+        }
         int h = 0;
         for (; h + 2 <= heads; h += 2) {
             int a = h * headDim, b = a + headDim;
-            scoresPair(layer, kvHead, q, qOff + a, qOff + b, len, sa, sb);
+            if (shared > 0) {
+                prefix.scoresPair(layer, kvHead, q, qOff + a, qOff + b, 0, shared, sa, sb);
+            }
+            scoresPair(layer, kvHead, q, qOff + a, qOff + b, shared, len, sa, sb);
             softmax(sa, len);
             softmax(sb, len);
-            valuesPair(layer, kvHead, sa, sb, len, out, outOff + a, outOff + b);
+            if (shared > 0) {
+                prefix.valuesPair(layer, kvHead, sa, sb, 0, shared, out, outOff + a, outOff + b);
+            }
+            valuesPair(layer, kvHead, sa, sb, shared, len, out, outOff + a, outOff + b);
         }
         if (h < heads) {
             int a = h * headDim;
-            scores(layer, kvHead, q, qOff + a, len, sa);
+            if (shared > 0) {
+                prefix.scores(layer, kvHead, q, qOff + a, 0, shared, sa);
+            }
+            scores(layer, kvHead, q, qOff + a, shared, len, sa);
             softmax(sa, len);
-            values(layer, kvHead, sa, len, out, outOff + a);
+            if (shared > 0) {
+                prefix.values(layer, kvHead, sa, 0, shared, out, outOff + a);
+            }
+            values(layer, kvHead, sa, shared, len, out, outOff + a);
         }
     }
 
-    /** Scaled scores of one query head (the kernels of {@link AttentionKernels} for this element type). */
-    protected abstract void scores(int layer, int kvHead, float[] q, int qOff, int len, float[] s);
+    /** Scaled scores of one query head over positions [from, to) (the kernels of {@link AttentionKernels} for this kind). */
+    protected abstract void scores(int layer, int kvHead, float[] q, int qOff, int from, int to, float[] s);
 
-    protected abstract void scoresPair(int layer, int kvHead, float[] q, int qa, int qb, int len, float[] sa, float[] sb);
+    protected abstract void scoresPair(int layer, int kvHead, float[] q, int qa, int qb, int from, int to, float[] sa, float[] sb);
 
-    protected abstract void values(int layer, int kvHead, float[] p, int len, float[] out, int outOff);
+    /** The value sums over positions [from, to), continuing the sums in out when from &gt; 0. */
+    protected abstract void values(int layer, int kvHead, float[] p, int from, int to, float[] out, int outOff);
 
-    protected abstract void valuesPair(int layer, int kvHead, float[] pa, float[] pb, int len, float[] out, int oa, int ob);
+    protected abstract void valuesPair(int layer, int kvHead, float[] pa, float[] pb, int from, int to, float[] out, int oa, int ob);
 
     /** 1/√headDim, the scale of the scores. */
     final float scale() {
@@ -141,23 +161,23 @@ abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
         }
 
         @Override
-        protected void scores(int layer, int kvHead, float[] q, int qOff, int len, float[] s) {
-            AttentionKernels.keyScores(q, qOff, k[layer][kvHead], len, headDim, scale(), s);
+        protected void scores(int layer, int kvHead, float[] q, int qOff, int from, int to, float[] s) {
+            AttentionKernels.keyScores(q, qOff, k[layer][kvHead], from, to, headDim, scale(), s);
         }
 
         @Override
-        protected void scoresPair(int layer, int kvHead, float[] q, int qa, int qb, int len, float[] sa, float[] sb) {
-            AttentionKernels.keyScores2(q, qa, qb, k[layer][kvHead], len, headDim, scale(), sa, sb);
+        protected void scoresPair(int layer, int kvHead, float[] q, int qa, int qb, int from, int to, float[] sa, float[] sb) {
+            AttentionKernels.keyScores2(q, qa, qb, k[layer][kvHead], from, to, headDim, scale(), sa, sb);
         }
 
         @Override
-        protected void values(int layer, int kvHead, float[] p, int len, float[] out, int outOff) {
-            AttentionKernels.weightedRows(p, len, v[layer][kvHead], 0, headDim, out, outOff, headDim);
+        protected void values(int layer, int kvHead, float[] p, int from, int to, float[] out, int outOff) {
+            AttentionKernels.weightedRows(p, from, to, v[layer][kvHead], 0, headDim, out, outOff, headDim);
         }
 
         @Override
-        protected void valuesPair(int layer, int kvHead, float[] pa, float[] pb, int len, float[] out, int oa, int ob) {
-            AttentionKernels.weightedRows2(pa, pb, len, v[layer][kvHead], headDim, out, oa, ob);
+        protected void valuesPair(int layer, int kvHead, float[] pa, float[] pb, int from, int to, float[] out, int oa, int ob) {
+            AttentionKernels.weightedRows2(pa, pb, from, to, v[layer][kvHead], headDim, out, oa, ob);
         }
     }
 
@@ -193,23 +213,23 @@ abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
         }
 
         @Override
-        protected void scores(int layer, int kvHead, float[] q, int qOff, int len, float[] s) {
-            AttentionKernels.keyScoresHalf(q, qOff, k[layer][kvHead], len, headDim, scale(), s);
+        protected void scores(int layer, int kvHead, float[] q, int qOff, int from, int to, float[] s) {
+            AttentionKernels.keyScoresHalf(q, qOff, k[layer][kvHead], from, to, headDim, scale(), s);
         }
 
         @Override
-        protected void scoresPair(int layer, int kvHead, float[] q, int qa, int qb, int len, float[] sa, float[] sb) {
-            AttentionKernels.keyScoresHalf2(q, qa, qb, k[layer][kvHead], len, headDim, scale(), sa, sb);
+        protected void scoresPair(int layer, int kvHead, float[] q, int qa, int qb, int from, int to, float[] sa, float[] sb) {
+            AttentionKernels.keyScoresHalf2(q, qa, qb, k[layer][kvHead], from, to, headDim, scale(), sa, sb);
         }
 
         @Override
-        protected void values(int layer, int kvHead, float[] p, int len, float[] out, int outOff) {
-            AttentionKernels.weightedRowsHalf(p, len, v[layer][kvHead], headDim, out, outOff);
+        protected void values(int layer, int kvHead, float[] p, int from, int to, float[] out, int outOff) {
+            AttentionKernels.weightedRowsHalf(p, from, to, v[layer][kvHead], headDim, out, outOff);
         }
 
         @Override
-        protected void valuesPair(int layer, int kvHead, float[] pa, float[] pb, int len, float[] out, int oa, int ob) {
-            AttentionKernels.weightedRowsHalf2(pa, pb, len, v[layer][kvHead], headDim, out, oa, ob);
+        protected void valuesPair(int layer, int kvHead, float[] pa, float[] pb, int from, int to, float[] out, int oa, int ob) {
+            AttentionKernels.weightedRowsHalf2(pa, pb, from, to, v[layer][kvHead], headDim, out, oa, ob);
         }
     }
 }

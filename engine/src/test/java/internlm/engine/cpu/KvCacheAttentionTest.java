@@ -47,7 +47,7 @@ class KvCacheAttentionTest {
         for (int h = 0; h < kvHeads; h++) {
             float[] out = new float[group * headDim + 2];
             out[group * headDim + 1] = 42;
-            cache.attend(1, h, q, 3, group, len, sa, sb, out, 1);
+            cache.attend(1, h, q, 3, group, len, null, 0, sa, sb, out, 1);
             for (int qh = 0; qh < group; qh++) {
                 double[] s = new double[len];
                 double max = Double.NEGATIVE_INFINITY, sum = 0;
@@ -71,13 +71,30 @@ class KvCacheAttentionTest {
                 }
                 // a head computed alone (the single-head kernels) has the same bits as in its pair
                 float[] alone = new float[headDim + 1];
-                cache.attend(1, h, q, 3 + qh * headDim, 1, len, sa, sb, alone, 1);
+                cache.attend(1, h, q, 3 + qh * headDim, 1, len, null, 0, sa, sb, alone, 1);
                 for (int d = 0; d < headDim; d++) {
                     assertEquals(Float.floatToRawIntBits(alone[1 + d]), Float.floatToRawIntBits(out[1 + qh * headDim + d]), "query head " + qh + " dim " + d + " alone vs in its group");
                 }
             }
             assertEquals(0f, out[0], "nothing written before the heads");
             assertEquals(42f, out[group * headDim + 1], "nothing written past the heads");
+            // the same attention with the first whole blocks read from another cache holding the same prefix (and
+            // something else after it): the same bits
+            int shared = Math.min(len, 2 * KvCache.BLOCK + 3) / KvCache.BLOCK * KvCache.BLOCK;
+            if (shared > 0) {
+                KvCache other = KvCache.create(f16, layers, kvHeads, headDim, 1024);
+                for (int t = 0; t < len + 5; t++) {
+                    other.ensure(t + 1);
+                    other.store(1, t, t < shared ? keys[t] : junk, 0, t < shared ? values[t] : junk, 0);
+                }
+                float[] split = new float[group * headDim + 2];
+                split[group * headDim + 1] = 42;
+                cache.attend(1, h, q, 3, group, len, other, shared, sa, sb, split, 1);
+                for (int i = 0; i < split.length; i++) {
+                    assertEquals(Float.floatToRawIntBits(out[i]), Float.floatToRawIntBits(split[i]), "prefix of " + shared + " read from another cache, element " + i);
+                }
+                assertThrows(IllegalArgumentException.class, () -> cache.attend(1, 0, q, 3, group, len, other, shared + 1, sa, sb, split, 1));
+            }
         }
     }
 
@@ -103,7 +120,7 @@ class KvCacheAttentionTest {
         float[] q = new float[headDim];
         q[5] = 1f;
         float[] scores = new float[64];
-        AttentionKernels.keyScoresHalf(q, 0, cache.k[0][0], special.length, headDim, 1f, scores);
+        AttentionKernels.keyScoresHalf(q, 0, cache.k[0][0], 0, special.length, headDim, 1f, scores);
         for (int t = 0; t < special.length; t++) {
             float want = Float.float16ToFloat(Float.floatToFloat16(special[t]));
             assertEquals(want, scores[t], 0f, "value " + special[t]); // exact (a zero key gives +0: the sum starts at +0)
@@ -135,7 +152,7 @@ class KvCacheAttentionTest {
             q[d] = 1f / (d + 1);
         }
         float[] scores = new float[cache.allocated];
-        AttentionKernels.keyScores(q, 0, cache.k[0][0], len, headDim, 0.5f, scores);
+        AttentionKernels.keyScores(q, 0, cache.k[0][0], 0, len, headDim, 0.5f, scores);
         float max = AttentionKernels.max(scores, len);
         double refMax = Double.NEGATIVE_INFINITY;
         for (int t = 0; t < len; t++) {
