@@ -66,8 +66,7 @@ public final class Generation {
         this.tok = session.tokenizer();
         this.decoder = tok.streamDecoder(params.renderSpecial());
         this.stops = new StopStrings(params.stopStrings());
-        this.cachedTokens = session.reusablePrefix(prompt);
-        session.setSequence(prompt);
+        this.cachedTokens = session.setSequence(prompt);
     }
 
     public Session session() {

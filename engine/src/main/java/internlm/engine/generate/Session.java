@@ -117,8 +117,11 @@ public final class Session implements AutoCloseable {
         return common;
     }
 
-    /** Makes the sequence equal to {@code ids}, keeping the reusable prefix evaluated; the rest is pending. */
-    void setSequence(int[] ids) {
+    /**
+     * Makes the sequence equal to {@code ids}, keeping the reusable prefix evaluated; the rest is pending. Returns the
+     * length of that prefix (the tokens found in the cache).
+     */
+    int setSequence(int[] ids) {
         if (ids.length == 0) {
             throw new IllegalArgumentException("the prompt is empty");
         }
@@ -135,6 +138,7 @@ public final class Session implements AutoCloseable {
         length = ids.length;
         evaluated = common;
         pendingBase = Rope.base(config, length);
+        return common;
     }
 
     /** Appends a token to be evaluated next (a decode step). */
