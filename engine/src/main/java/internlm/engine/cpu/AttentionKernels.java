@@ -33,17 +33,6 @@ public final class AttentionKernels {
         return m;
     }
 
-    /** Where the key rows of vector m (positions m·L ..) start in a head's key array. */
-    private static int keyOffset(int m, int blockStride) {
-        int p = m * L;
-        return p / KvCache.BLOCK * blockStride + p % KvCache.BLOCK;
-    }
-
-    /** Index of key (t, d) in a head's key array. */
-    private static int keyIndex(int t, int d, int headDim) {
-        return t / KvCache.BLOCK * headDim * KvCache.BLOCK + d * KvCache.BLOCK + t % KvCache.BLOCK;
-    }
-
     /**
      * L half-precision values from h[off] as floats. Exact for every finite half (normals and subnormals): the sign
      * and the 15 bits below it moved to float's positions (the int lane is sign-extended, so bit 31 is the sign), then
@@ -63,12 +52,12 @@ public final class AttentionKernels {
      * len up to the next multiple of L are written too (any value): {@code scores} holds len rounded up to a block.
      */
     public static void keyScores(float[] q, int qOff, float[] keys, int from, int len, int headDim, float scale, float[] scores) {
-        final int bl = KvCache.BLOCK, blockStride = headDim * bl;
+        final int bl = KvCache.BLOCK;
         if (!VECTOR) {
             for (int t = from; t < len; t++) {
                 float a = 0;
                 for (int d = 0; d < headDim; d++) {
-                    a = Math.fma(keys[keyIndex(t, d, headDim)], q[qOff + d], a);
+                    a = Math.fma(keys[KvCache.keyIndex(t, d, headDim)], q[qOff + d], a);
                 }
                 scores[t] = a * scale;
             }
@@ -76,8 +65,8 @@ public final class AttentionKernels {
         }
         int vectors = (len + L - 1) / L, m = from / L;
         for (; m + 4 <= vectors; m += 4) {
-            int o0 = keyOffset(m, blockStride), o1 = keyOffset(m + 1, blockStride);
-            int o2 = keyOffset(m + 2, blockStride), o3 = keyOffset(m + 3, blockStride);
+            int o0 = KvCache.keyIndex(m * L, 0, headDim), o1 = KvCache.keyIndex((m + 1) * L, 0, headDim);
+            int o2 = KvCache.keyIndex((m + 2) * L, 0, headDim), o3 = KvCache.keyIndex((m + 3) * L, 0, headDim);
             FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
             for (int d = 0; d < headDim; d++) {
                 FloatVector qd = FloatVector.broadcast(F, q[qOff + d]);
@@ -93,7 +82,7 @@ public final class AttentionKernels {
             a3.mul(scale).intoArray(scores, (m + 3) * L);
         }
         for (; m < vectors; m++) {
-            int o0 = keyOffset(m, blockStride);
+            int o0 = KvCache.keyIndex(m * L, 0, headDim);
             FloatVector a0 = FloatVector.zero(F);
             for (int d = 0; d < headDim; d++) {
                 a0 = FloatVector.fromArray(F, keys, o0 + d * bl).fma(FloatVector.broadcast(F, q[qOff + d]), a0);
@@ -109,11 +98,11 @@ public final class AttentionKernels {
             keyScores(q, qb, keys, from, len, headDim, scale, sb);
             return;
         }
-        final int bl = KvCache.BLOCK, blockStride = headDim * bl;
+        final int bl = KvCache.BLOCK;
         int vectors = (len + L - 1) / L, m = from / L;
         for (; m + 4 <= vectors; m += 4) {
-            int o0 = keyOffset(m, blockStride), o1 = keyOffset(m + 1, blockStride);
-            int o2 = keyOffset(m + 2, blockStride), o3 = keyOffset(m + 3, blockStride);
+            int o0 = KvCache.keyIndex(m * L, 0, headDim), o1 = KvCache.keyIndex((m + 1) * L, 0, headDim);
+            int o2 = KvCache.keyIndex((m + 2) * L, 0, headDim), o3 = KvCache.keyIndex((m + 3) * L, 0, headDim);
             FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
             FloatVector b0 = FloatVector.zero(F), b1 = FloatVector.zero(F), b2 = FloatVector.zero(F), b3 = FloatVector.zero(F);
             for (int d = 0; d < headDim; d++) {
@@ -130,7 +119,7 @@ public final class AttentionKernels {
             b2.mul(scale).intoArray(sb, (m + 2) * L); b3.mul(scale).intoArray(sb, (m + 3) * L);
         }
         for (; m < vectors; m++) {
-            int o0 = keyOffset(m, blockStride);
+            int o0 = KvCache.keyIndex(m * L, 0, headDim);
             FloatVector a0 = FloatVector.zero(F), b0 = FloatVector.zero(F);
             for (int d = 0; d < headDim; d++) {
                 FloatVector k0 = FloatVector.fromArray(F, keys, o0 + d * bl);
@@ -144,12 +133,12 @@ public final class AttentionKernels {
 
     /** As {@link #keyScores} over half-precision keys (the same layout), each key converted to float before its fma. */
     public static void keyScoresHalf(float[] q, int qOff, short[] keys, int from, int len, int headDim, float scale, float[] scores) {
-        final int bl = KvCache.BLOCK, blockStride = headDim * bl;
+        final int bl = KvCache.BLOCK;
         if (!VECTOR) {
             for (int t = from; t < len; t++) {
                 float a = 0;
                 for (int d = 0; d < headDim; d++) {
-                    a = Math.fma(Float.float16ToFloat(keys[keyIndex(t, d, headDim)]), q[qOff + d], a);
+                    a = Math.fma(Float.float16ToFloat(keys[KvCache.keyIndex(t, d, headDim)]), q[qOff + d], a);
                 }
                 scores[t] = a * scale;
             }
@@ -157,8 +146,8 @@ public final class AttentionKernels {
         }
         int vectors = (len + L - 1) / L, m = from / L;
         for (; m + 4 <= vectors; m += 4) {
-            int o0 = keyOffset(m, blockStride), o1 = keyOffset(m + 1, blockStride);
-            int o2 = keyOffset(m + 2, blockStride), o3 = keyOffset(m + 3, blockStride);
+            int o0 = KvCache.keyIndex(m * L, 0, headDim), o1 = KvCache.keyIndex((m + 1) * L, 0, headDim);
+            int o2 = KvCache.keyIndex((m + 2) * L, 0, headDim), o3 = KvCache.keyIndex((m + 3) * L, 0, headDim);
             FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
             for (int d = 0; d < headDim; d++) {
                 FloatVector qd = FloatVector.broadcast(F, q[qOff + d]);
@@ -174,7 +163,7 @@ public final class AttentionKernels {
             a3.mul(scale).intoArray(scores, (m + 3) * L);
         }
         for (; m < vectors; m++) {
-            int o0 = keyOffset(m, blockStride);
+            int o0 = KvCache.keyIndex(m * L, 0, headDim);
             FloatVector a0 = FloatVector.zero(F);
             for (int d = 0; d < headDim; d++) {
                 a0 = half(keys, o0 + d * bl).fma(FloatVector.broadcast(F, q[qOff + d]), a0);
@@ -190,11 +179,11 @@ public final class AttentionKernels {
             keyScoresHalf(q, qb, keys, from, len, headDim, scale, sb);
             return;
         }
-        final int bl = KvCache.BLOCK, blockStride = headDim * bl;
+        final int bl = KvCache.BLOCK;
         int vectors = (len + L - 1) / L, m = from / L;
         for (; m + 4 <= vectors; m += 4) {
-            int o0 = keyOffset(m, blockStride), o1 = keyOffset(m + 1, blockStride);
-            int o2 = keyOffset(m + 2, blockStride), o3 = keyOffset(m + 3, blockStride);
+            int o0 = KvCache.keyIndex(m * L, 0, headDim), o1 = KvCache.keyIndex((m + 1) * L, 0, headDim);
+            int o2 = KvCache.keyIndex((m + 2) * L, 0, headDim), o3 = KvCache.keyIndex((m + 3) * L, 0, headDim);
             FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
             FloatVector b0 = FloatVector.zero(F), b1 = FloatVector.zero(F), b2 = FloatVector.zero(F), b3 = FloatVector.zero(F);
             for (int d = 0; d < headDim; d++) {
@@ -210,7 +199,7 @@ public final class AttentionKernels {
             b2.mul(scale).intoArray(sb, (m + 2) * L); b3.mul(scale).intoArray(sb, (m + 3) * L);
         }
         for (; m < vectors; m++) {
-            int o0 = keyOffset(m, blockStride);
+            int o0 = KvCache.keyIndex(m * L, 0, headDim);
             FloatVector a0 = FloatVector.zero(F), b0 = FloatVector.zero(F);
             for (int d = 0; d < headDim; d++) {
                 FloatVector k0 = half(keys, o0 + d * bl);

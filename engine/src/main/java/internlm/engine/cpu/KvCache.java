@@ -54,8 +54,8 @@ abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
     /** Resizes every (layer, head) array to {@code elements}, keeping what it holds. */
     protected abstract void grow(int elements);
 
-    /** Index of key element (position, d) in a head's key array. */
-    final int keyIndex(int pos, int d) {
+    /** Index of key element (position, d) in a head's key array (blocks of BLOCK positions, each transposed). */
+    static int keyIndex(int pos, int d, int headDim) {
         return pos / BLOCK * headDim * BLOCK + d * BLOCK + pos % BLOCK;
     }
 
@@ -154,7 +154,7 @@ abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
             for (int h = 0; h < kvHeads; h++) {
                 float[] kh = k[layer][h];
                 for (int d = 0, o = kOff + h * headDim; d < headDim; d++) {
-                    kh[keyIndex(pos, d)] = keys[o + d];
+                    kh[keyIndex(pos, d, headDim)] = keys[o + d];
                 }
                 System.arraycopy(values, vOff + h * headDim, v[layer][h], pos * headDim, headDim);
             }
@@ -206,7 +206,7 @@ abstract sealed class KvCache permits KvCache.F32, KvCache.F16 {
             for (int h = 0; h < kvHeads; h++) {
                 short[] kh = k[layer][h], vh = v[layer][h];
                 for (int d = 0, o = h * headDim; d < headDim; d++) {
-                    kh[keyIndex(pos, d)] = Float.floatToFloat16(keys[kOff + o + d]);
+                    kh[keyIndex(pos, d, headDim)] = Float.floatToFloat16(keys[kOff + o + d]);
                     vh[pos * headDim + d] = Float.floatToFloat16(values[vOff + o + d]);
                 }
             }
