@@ -2,6 +2,7 @@ package internlm.engine;
 
 import internlm.engine.model.Backend;
 import internlm.engine.model.Batch;
+import internlm.engine.testing.ForwardingBackend;
 
 import java.util.concurrent.atomic.AtomicInteger;
 
@@ -9,13 +10,12 @@ import java.util.concurrent.atomic.AtomicInteger;
  * For tests of sampling where the logits are (as the TornadoVM backend does): the CPU backend offering to sample
  * ({@link #samplesOnDevice()}; it samples SAMPLE rows from its own logits), counting the output rows it is asked for.
  */
-public final class SamplingBackend implements Backend {
-    private final Backend inner;
+public final class SamplingBackend extends ForwardingBackend {
     /** SAMPLE rows (only the id comes back) and LOGITS rows (the logits come back) seen so far. */
     public final AtomicInteger sampleRows = new AtomicInteger(), logitRows = new AtomicInteger();
 
     public SamplingBackend(Backend inner) {
-        this.inner = inner;
+        super(inner);
     }
 
     @Override
@@ -38,30 +38,5 @@ public final class SamplingBackend implements Backend {
     @Override
     public String name() {
         return "sampling";
-    }
-
-    @Override
-    public String description() {
-        return inner.description();
-    }
-
-    @Override
-    public int vocabularySize() {
-        return inner.vocabularySize();
-    }
-
-    @Override
-    public int hiddenSize() {
-        return inner.hiddenSize();
-    }
-
-    @Override
-    public Sequence openSequence(int capacity) {
-        return inner.openSequence(capacity);
-    }
-
-    @Override
-    public void close() {
-        inner.close();
     }
 }

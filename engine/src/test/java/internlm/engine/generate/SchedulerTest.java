@@ -5,6 +5,7 @@ import internlm.engine.Fixtures;
 import internlm.engine.model.Backend;
 import internlm.engine.model.Batch;
 import internlm.engine.sampling.SamplerConfig;
+import internlm.engine.testing.ForwardingBackend;
 import internlm.engine.testing.ScriptedBackend;
 import internlm.loader.Progress;
 import org.junit.jupiter.api.Test;
@@ -166,38 +167,12 @@ class SchedulerTest {
     }
 
     /** A backend that records the width of every batch. */
-    private static class Recording implements Backend {
-        private final Backend inner;
+    private static class Recording extends ForwardingBackend {
         private final List<Integer> widths;
 
         Recording(Backend inner, List<Integer> widths) {
-            this.inner = inner;
+            super(inner);
             this.widths = widths;
-        }
-
-        @Override
-        public String name() {
-            return inner.name();
-        }
-
-        @Override
-        public String description() {
-            return inner.description();
-        }
-
-        @Override
-        public int vocabularySize() {
-            return inner.vocabularySize();
-        }
-
-        @Override
-        public int hiddenSize() {
-            return inner.hiddenSize();
-        }
-
-        @Override
-        public Sequence openSequence(int capacity) {
-            return inner.openSequence(capacity);
         }
 
         @Override
@@ -206,11 +181,6 @@ class SchedulerTest {
                 widths.add(batch.size());
             }
             inner.forward(batch);
-        }
-
-        @Override
-        public void close() {
-            inner.close();
         }
     }
 }
