@@ -453,27 +453,6 @@ public final class VectorKernels {
 
     // ------------------------------------------------------------------ float helpers
 
-    /** Σ a[aOff+i]·b[bOff+i], i < n. */
-    public static float dot(float[] a, int aOff, float[] b, int bOff, int n) {
-        int i = 0;
-        float sum = 0;
-        if (VECTOR) {
-            FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F);
-            for (; i + 2 * L <= n; i += 2 * L) {
-                a0 = FloatVector.fromArray(F, a, aOff + i).fma(FloatVector.fromArray(F, b, bOff + i), a0);
-                a1 = FloatVector.fromArray(F, a, aOff + i + L).fma(FloatVector.fromArray(F, b, bOff + i + L), a1);
-            }
-            for (; i + L <= n; i += L) {
-                a0 = FloatVector.fromArray(F, a, aOff + i).fma(FloatVector.fromArray(F, b, bOff + i), a0);
-            }
-            sum = sum(a0.add(a1));
-        }
-        for (; i < n; i++) {
-            sum += a[aOff + i] * b[bOff + i];
-        }
-        return sum;
-    }
-
     /**
      * A 4×4 tile of a matrix product over columns [0, n): out[4·i + j] = Σ_c w[w_i + c] · x[x_j + c] for four weight
      * rows already dequantized (w_i = wOff + i·wStride) and four activation rows, in the fixed order described above
